@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what lamina needs on a fresh Debian machine, idempotently:
+# the system packages (OCI runtime, networking, registry, image tools) and lamina itself,
+# with its test tools, in a virtual environment at .venv. Fast when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+  crun containernetworking-plugins iptables iproute2 busybox-static mmdebstrap
+  docker-registry skopeo umoci curl ca-certificates fuse-overlayfs uidmap
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: needs root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when the project's metadata changed since the last install.
+stamp=.venv/.lamina-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing lamina and its test tools into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""The OCI data model: references, digests, manifests, configs. Pure: no I/O."""
