@@ -68,6 +68,7 @@ class Warning:
     line: int
     column: int = 1
     rule: str = ""
+    detail: str = ""  # a longer explanation, shown after the message (upstream's Detail)
 
 
 @dataclass

@@ -1,0 +1,55 @@
+"""Helpers shared by command modules: reading inputs named on the command line."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+def read_dockerfile(path: str, file: str | None) -> tuple[str, bytes]:
+    """Find and read the Dockerfile the way ``docker build`` does; return (display name, bytes).
+
+    ``path`` is the context folder, ``-`` for stdin, or a Dockerfile given in its place.
+    """
+    if path == "-" or file == "-":
+        return "<stdin>", sys.stdin.buffer.read()
+    context = Path(path)
+    if file is not None:
+        target = Path(file)
+    elif context.is_file():
+        target = context
+    else:
+        target = context / "Dockerfile"
+        if not target.exists() and (context / "dockerfile").exists():
+            target = context / "dockerfile"
+    try:
+        return str(target), target.read_bytes()
+    except FileNotFoundError:
+        if not context.exists():
+            raise UsageError(f"{path}: no such file or folder",
+                             hint="give the build context folder or the Dockerfile") from None
+        raise UsageError(f"{target}: no Dockerfile there",
+                         hint="name the Dockerfile with -f FILE") from None
+    except IsADirectoryError:
+        raise UsageError(f"{target} is a folder, not a Dockerfile",
+                         hint="name the Dockerfile with -f FILE") from None
+    except PermissionError:
+        raise UsageError(f"{target}: permission denied") from None
+
+
+def parse_build_args(items: list[str]) -> dict[str, str]:
+    """``--build-arg K=V`` pairs; a bare ``K`` takes the value of $K, as Docker does."""
+    import os
+
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"--build-arg {item!r}: the name is empty", hint="use KEY=VALUE")
+        if not sep:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        out[key] = value
+    return out

@@ -1,0 +1,54 @@
+"""``lamina`` entry point: a table of commands, each in its own module, imported only when run.
+
+Each command module defines ``HELP`` (one line), ``register(parser)`` to add its arguments,
+and ``run(args) -> int``. Registering every command costs only argparse, so ``lamina --help``
+stays fast; a command's heavy imports happen inside its ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+
+# name -> module under lamina.cli
+COMMANDS: dict[str, str] = {
+    "lint": "lint",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lamina",
+        description="A daemonless, Docker-compatible container image builder and runtime.",
+    )
+    parser.add_argument("--version", action="version", version=f"lamina {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.register(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from ..errors import LaminaError
+
+    try:
+        return args._run(args)
+    except LaminaError as err:
+        print(f"lamina: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `lamina lint | head`: the reader went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
