@@ -195,16 +195,19 @@ class _Checks:
                          "UndefinedArgInFrom",
                          hint=f"declare it before the first FROM: ARG {name}=<default>")
         base = resolved.base_name
-        if unset and not base.strip(":@/"):
-            self.add(WARNING, "Default value for the ARGs of this FROM results in an empty or "
-                     "invalid base image name", inst, "InvalidDefaultArgInFrom")
-            return None
         if base.lower() == "scratch" or base.lower() in earlier_stages:
             return base
         try:
             ImageReference.parse(base)
         except LaminaError as err:
-            self.add(ERROR, f"FROM {base}: {err.message}", inst, hint=err.hint)
+            if unset:
+                # Only the ARG defaults are wrong; a --build-arg can still make it valid.
+                names = ", ".join(sorted(unset))
+                self.add(WARNING, f"Default value for ARG {names} results in empty or invalid "
+                         f"base image name {base!r}", inst, "InvalidDefaultArgInFrom",
+                         hint=f"give {names} a default, or pass --build-arg")
+            else:
+                self.add(ERROR, f"FROM {base}: {err.message}", inst, hint=err.hint)
             return None
         return base
 
