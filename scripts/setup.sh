@@ -34,7 +34,9 @@ fi
 stamp=.venv/.lamina-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing lamina and its test tools into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # pip.conf on these machines names a local index that may be absent; its warning is noise.
+  quiet_pip() { .venv/bin/python -m pip "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2); }
+  quiet_pip install -q --upgrade pip >/dev/null
+  quiet_pip install -q -e '.[test]'
   touch "$stamp"
 fi

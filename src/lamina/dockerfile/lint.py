@@ -312,7 +312,7 @@ def format_report(report: LintReport) -> str:
     """The human-readable outline: directives, global ARGs, then each stage's instructions."""
     df = report.dockerfile
     if df is None:
-        return f"{report.file}: could not be read\n"
+        return f"{report.file}: could not be parsed\n"
     n = sum(1 + len(s.instructions) for s in df.stages) + len(df.meta_args)
     out = [f"{report.file}: {len(df.stages)} stage(s), {n} instruction(s)"
            f" (escape {df.escape_token!s})"]
