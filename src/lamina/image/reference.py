@@ -66,20 +66,18 @@ class ImageReference:
         return self.repository
 
     def __str__(self) -> str:
-        text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        return self._with_tag_and_digest(self.repository)
 
     def familiar(self) -> str:
-        text = self.familiar_name
+        """The whole reference in Docker's short form: ubuntu:latest."""
+        return self._with_tag_and_digest(self.familiar_name)
+
+    def _with_tag_and_digest(self, name: str) -> str:
         if self.tag:
-            text += f":{self.tag}"
+            name += f":{self.tag}"
         if self.digest:
-            text += f"@{self.digest}"
-        return text
+            name += f"@{self.digest}"
+        return name
 
     def with_default_tag(self) -> "ImageReference":
         """Docker's TagNameOnly: a bare name means :latest; a digest alone stays as is."""
