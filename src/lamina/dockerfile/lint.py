@@ -16,7 +16,7 @@ from ..errors import DockerfileError, LaminaError
 from ..image.reference import ImageReference
 from .ast import Node
 from .instructions import (Arg, Cmd, Entrypoint, Env, Expose, From, Healthcheck, Instruction,
-                           Label, Maintainer, Workdir)
+                           Label, Maintainer, Shell, Workdir)
 from .stages import (PLATFORM_ARGS, RESERVED_STAGE_NAMES, Dockerfile, Stage, global_args,
                      load_dockerfile, resolve_from, walk_stage)
 
@@ -27,7 +27,8 @@ WARNING = "warning"
 _SECRET_WORD = re.compile(
     r"(?:^|_)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)",
     re.IGNORECASE)
-_SECRET_ALLOWED = re.compile(r"public", re.IGNORECASE)
+# ... unless one of those words is "public" (BuildKit's allow-list is a word too).
+_SECRET_ALLOWED = re.compile(r"(?:^|_)public(?:_|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,10 @@ def lint(data: bytes | str, file: str = "Dockerfile",
     try:
         df = load_dockerfile(data, file=file, errors=errors)
     except DockerfileError as err:
-        return LintReport(file, None, [_error(err)])
+        # The bad instructions recorded before the fatal problem are worth reporting too.
+        problems = [_error(e) for e in errors if e is not err] + [_error(err)]
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        return LintReport(file, None, problems)
     report = LintReport(file, df, [_error(e) for e in errors])
     _Checks(df, build_args or {}, report).run()
     report.problems.sort(key=lambda p: (p.line or 0, p.column or 0, p.severity != ERROR))
@@ -141,15 +145,19 @@ class _Checks:
             self.report.problems.append(_error(err, self.df.file))
             scope = {}
         declared_globals = {s.key for a in self.df.meta_args for s in a.args}
-        for arg in self.df.meta_args:
-            self.arg_checks(arg)
+        # No secret check on global ARGs: they only reach FROM lines, and BuildKit checks the
+        # stage ARG that brings one into a stage.
         stage_names = set()
+        # What a stage built FROM a named stage inherits: (WORKDIR set, SHELL set).
+        carried: dict[str, tuple[bool, bool]] = {}
         for stage in self.df.stages:
-            self.report.resolved_bases.append(
-                self.from_checks(stage, scope, declared_globals, stage_names))
+            base = self.from_checks(stage, scope, declared_globals, stage_names)
+            self.report.resolved_bases.append(base)
             if stage.name:
                 stage_names.add(stage.name)
-            self.stage_checks(stage, scope)
+            result = self.stage_checks(stage, scope, *carried.get(base or "", (False, False)))
+            if stage.name:
+                carried[stage.name] = result
 
     def instruction_casing(self) -> None:
         nodes = list(self.df.tree.root.children)
@@ -195,7 +203,8 @@ class _Checks:
                          "UndefinedArgInFrom",
                          hint=f"declare it before the first FROM: ARG {name}=<default>")
         base = resolved.base_name
-        if base.lower() == "scratch" or base.lower() in earlier_stages:
+        # Exact matches, as in BuildKit: "FROM Build" names an image, not the stage "build".
+        if base == "scratch" or base in earlier_stages:
             return base
         try:
             ImageReference.parse(base)
@@ -207,7 +216,11 @@ class _Checks:
                          f"base image name {base!r}", inst, "InvalidDefaultArgInFrom",
                          hint=f"give {names} a default, or pass --build-arg")
             else:
-                self.add(ERROR, f"FROM {base}: {err.message}", inst, hint=err.hint)
+                hint = err.hint
+                if base.lower() in earlier_stages:
+                    hint = (f"to build on the stage, write FROM {base.lower()}: FROM matches "
+                            "stage names exactly (moby/buildkit#2003)")
+                self.add(ERROR, f"FROM {base}: {err.message}", inst, hint=hint)
             return None
         return base
 
@@ -222,9 +235,12 @@ class _Checks:
                      hint="pass secrets with RUN --mount=type=secret; they then stay out of "
                           "the image")
 
-    def stage_checks(self, stage: Stage, scope: Mapping[str, str | None]) -> None:
-        counts: Counter[str] = Counter()
-        absolute_workdir = False
+    def stage_checks(self, stage: Stage, scope: Mapping[str, str | None],
+                     workdir_set: bool = False, shell_set: bool = False) -> tuple[bool, bool]:
+        """The checks of the stage's instructions. ``workdir_set`` and ``shell_set``: whether
+        the stage it is built FROM set a WORKDIR and a SHELL; returns the same for this one."""
+        last_of: dict[str, Instruction] = {}   # the CMD, ENTRYPOINT, HEALTHCHECK seen last
+        declared: set[str] = set()             # ARG names declared in the stage so far
         known_env = stage.from_.base_name.lower() == "scratch"
         steps = walk_stage(self.df, stage, build_args=self.build_args, scope=scope)
         for inst in stage.instructions:
@@ -235,11 +251,22 @@ class _Checks:
                 break
             expanded = step.expanded
             if known_env:
-                for name in sorted(step.unset_vars):
+                # A name declared with ARG counts as defined, value or not (as in BuildKit).
+                for name in sorted(step.unset_vars - declared):
                     self.add(WARNING, f"Usage of undefined variable '${name}'", inst, "UndefinedVar")
+            if isinstance(expanded, Arg):
+                declared.update(spec.key for spec in expanded.args)
             if isinstance(inst, (Cmd, Entrypoint, Healthcheck)):
-                counts[inst.keyword] += 1
-            if isinstance(inst, (Cmd, Entrypoint)) and inst.prepend_shell:
+                # Reported at the earlier one, as BuildKit does: that is the one ignored.
+                if inst.keyword in last_of:
+                    self.add(WARNING, f"Multiple {inst.keyword} instructions should not be used "
+                             "in the same stage because only the last one will be used",
+                             last_of[inst.keyword], "MultipleInstructionsDisallowed")
+                last_of[inst.keyword] = inst
+            if isinstance(inst, Shell):
+                shell_set = True
+            # After a SHELL the shell form is deliberate, and BuildKit does not warn.
+            if isinstance(inst, (Cmd, Entrypoint)) and inst.prepend_shell and not shell_set:
                 self.add(WARNING, f"JSON arguments recommended for {inst.keyword} to prevent "
                          "unintended behavior related to OS signals", inst, "JSONArgsRecommended",
                          hint=f'write {inst.keyword} ["executable", "arg", ...]')
@@ -259,20 +286,16 @@ class _Checks:
             elif isinstance(inst, Arg):
                 self.arg_checks(inst)
             elif isinstance(expanded, Workdir):
-                if expanded.path.startswith("/") or "$" in inst.path:
-                    absolute_workdir = True
-                elif not absolute_workdir:
+                # BuildKit checks only the first WORKDIR of a stage (or of the stages it is
+                # built on): the relative ones after it are fixed by fixing that one.
+                if not (workdir_set or expanded.path.startswith("/") or "$" in inst.path):
                     self.add(WARNING, f"Relative workdir '{expanded.path}' can have unexpected "
                              "results if the base image changes", inst, "WorkdirRelativePath",
                              hint=f"use an absolute path, e.g. WORKDIR /{expanded.path}")
+                workdir_set = True
             elif isinstance(expanded, Expose):
                 self.expose_checks(inst, expanded)
-        for keyword, n in counts.items():
-            if n > 1:
-                last = [i for i in stage.instructions if i.keyword == keyword][-1]
-                self.add(WARNING, f"Multiple {keyword} instructions should not be used in the "
-                         "same stage because only the last one will be used", last,
-                         "MultipleInstructionsDisallowed")
+        return workdir_set, shell_set
 
     def expose_checks(self, inst: Expose, expanded: Expose) -> None:
         for word in expanded.ports:

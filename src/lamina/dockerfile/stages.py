@@ -9,12 +9,18 @@ Docker's ARG scoping, which :class:`StageScope` follows:
 - inside a stage an ARG is visible only after it is declared there: a bare ``ARG NAME`` takes the
   ``--build-arg`` value, else the global value; ``ARG NAME=default`` takes the ``--build-arg``
   value, else its default;
-- ENV wins over ARG of the same name; both end with the stage;
+- of an ENV and an ARG of the same name, the one set last wins (BuildKit keeps one list of
+  variables), so ``ARG X=1`` then ``ENV X=2`` gives 2, and an ARG with a value overrides an ENV
+  from before it or from the base image; the image keeps the ENV;
+- both end with the stage, except that a stage built ``FROM`` an earlier stage inherits that
+  stage's ARGs (and, with its image, its ENV);
 - the proxy ARGs (``HTTP_PROXY`` ...) reach RUN without a declaration when given with
   ``--build-arg``, and stay out of the image.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -97,6 +103,8 @@ def load_dockerfile(data: bytes | str, file: str = "Dockerfile",
     current: From | None = None
     body: list[Instruction] = []
     seen: dict[str, int] = {}
+    broken_from: DockerfileError | None = None   # the first FROM that did not parse
+    in_broken_stage = False
 
     def close() -> None:
         if current is not None:
@@ -107,16 +115,24 @@ def load_dockerfile(data: bytes | str, file: str = "Dockerfile",
             inst = parse_instruction(node, file=file)
         except DockerfileError as err:
             fail(err)
+            if node.value.lower() == "from":
+                # What follows a FROM that does not parse belongs to its (lost) stage: not to
+                # the stage before, and not "before the first FROM", which would mislead.
+                close()
+                current, body, in_broken_stage = None, [], True
+                broken_from = broken_from or err
             continue
         if isinstance(inst, From):
             close()
-            current, body = inst, []
+            current, body, in_broken_stage = inst, [], False
             if inst.stage_name is not None:
                 if inst.stage_name in seen:
                     fail(inst.error(
                         f"duplicate stage name {inst.stage_name!r}: stage {seen[inst.stage_name]} "
                         "has it already", hint="give each stage its own name"))
                 seen.setdefault(inst.stage_name, len(stages))
+        elif in_broken_stage:
+            continue
         elif current is None:
             if isinstance(inst, Arg):
                 meta_args.append(inst)
@@ -127,6 +143,8 @@ def load_dockerfile(data: bytes | str, file: str = "Dockerfile",
         else:
             body.append(inst)
     close()
+    if not stages and broken_from is not None:
+        raise broken_from   # there is a FROM, it is wrong (already recorded in ``errors``)
     if not stages:
         raise DockerfileError("the Dockerfile has no FROM, so there is no stage to build",
                               file=file, line=tree.root.end_line or None,
@@ -217,10 +235,13 @@ class StageScope:
     build_args: Mapping[str, str]
     env: dict[str, str] = field(default_factory=dict)
     args: dict[str, str | None] = field(default_factory=dict)
+    # ARGs given a value after the last ENV of the same name: they win over that ENV.
+    arg_wins: set[str] = field(default_factory=set)
 
     def variables(self) -> dict[str, str]:
         out = {k: v for k, v in self.args.items() if v is not None}
         out.update(self.env)
+        out.update((k, v) for k, v in self.args.items() if k in self.arg_wins and v is not None)
         return out
 
     def step(self, inst: Instruction) -> Step:
@@ -228,20 +249,42 @@ class StageScope:
         try:
             if isinstance(inst, Onbuild):
                 expanded = inst   # expanded when it runs, in the downstream build
+            elif isinstance(inst, Arg):
+                expanded = self._declare(inst, expand)
             elif isinstance(inst, (Copy, Add)):
-                heredoc_lex = ShellLex(self.lex.escape_token, raw_quotes=True, raw_escapes=True)
-                expanded = inst.expand(expand, Expander(heredoc_lex, expand.variables))
+                heredoc = Expander(_HEREDOC_LEX, expand.variables)
+                expanded = inst.expand(expand, lambda body: heredoc(_quotes_as_text(body)))
+                expand.unmatched |= heredoc.unmatched
             else:
                 expanded = inst.expand(expand)
         except DockerfileError as err:
             raise err.at(inst.file, inst.line, inst.column)
         if isinstance(expanded, Env):
             self.env.update(expanded.pairs)
-        elif isinstance(expanded, Arg):
-            for spec in expanded.args:
-                self.args[spec.key] = self._arg_value(spec.key, spec.default)
+            self.arg_wins.difference_update(k for k, _ in expanded.pairs)
         return Step(inst, expanded, frozenset(expand.unmatched), tuple(self.env.items()),
                     tuple((k, v) for k, v in self.args.items() if v is not None))
+
+    def _declare(self, inst: Arg, expand: Expander) -> Arg:
+        """Declare the names of an ARG one at a time, as Docker does: a default sees the names
+        declared before it in the same instruction (``ARG A=1 B=$A`` gives B=1, unlike ENV), and
+        is not expanded at all when a --build-arg gives the value."""
+        specs = []
+        for spec in inst.args:
+            expand.variables = self.variables()
+            key = expand(spec.key)
+            default = spec.default
+            if default is not None and key not in self.build_args:
+                default = expand(default)
+            value = self._arg_value(key, default)
+            if value is not None:
+                self.args[key] = value
+                self.arg_wins.add(key)
+            else:
+                # A bare ARG with no value to take leaves an earlier value of the name alone.
+                self.args.setdefault(key, None)
+            specs.append(dataclasses.replace(spec, key=key, default=default))
+        return dataclasses.replace(inst, args=tuple(specs))
 
     def _arg_value(self, key: str, default: str | None) -> str | None:
         if key in self.build_args:
@@ -251,7 +294,7 @@ class StageScope:
         return self.global_scope.get(key)
 
     def run_env(self) -> dict[str, str]:
-        """The environment a RUN sees: stage ARGs and proxy build args, overridden by ENV."""
+        """The environment a RUN sees: the stage's variables, over the proxy build args."""
         out = {k: v for k, v in self.build_args.items() if k in PROXY_ARGS}
         out.update(self.variables())
         return out
@@ -267,9 +310,45 @@ def walk_stage(df: Dockerfile, stage: Stage, *, build_args: Mapping[str, str] | 
     build_args = build_args or {}
     if scope is None:
         scope = global_args(df, build_args)
-    state = StageScope(ShellLex(df.escape_token), scope, build_args, dict(image_env or {}))
+    state = _stage_scope(df, stage, build_args, scope, image_env or {})
     for inst in stage.instructions:
         yield state.step(inst)
+
+
+def _stage_scope(df: Dockerfile, stage: Stage, build_args: Mapping[str, str],
+                 scope: Mapping[str, str | None], image_env: Mapping[str, str]) -> StageScope:
+    """The scope a stage starts with. A stage built FROM an earlier stage starts with the ARGs
+    that stage has at its end (BuildKit's behaviour, in the Dockerfile reference under
+    "Scope"); any other starts with none."""
+    state = StageScope(ShellLex(df.escape_token), scope, build_args, dict(image_env))
+    try:
+        base = resolve_from(df, stage, scope)[0].base_name
+    except DockerfileError:
+        return state
+    # FROM matches a stage name exactly (BuildKit looks the expanded name up as written); the
+    # latest earlier stage of that name wins.
+    parents = [s for s in df.stages[:stage.index] if s.name == base]
+    if parents:
+        parent = _stage_scope(df, parents[-1], build_args, scope, {})
+        for inst in parents[-1].instructions:
+            try:
+                parent.step(inst)
+            except DockerfileError:
+                break   # reported where the parent stage itself is walked
+        state.args, state.arg_wins = parent.args, parent.arg_wins
+    return state
+
+
+# BuildKit expands COPY/ADD heredoc bodies with a lexer of its own (moby/buildkit#2442): the
+# escape character is always a backslash and is processed (\$ gives $), and quotes are plain
+# characters, kept and not stopping expansion ('$A' expands), as in a shell here-document.
+_HEREDOC_LEX = ShellLex("\\")
+_QUOTE_OR_ESCAPED = re.compile(r"\\.|['\"]", re.DOTALL)
+
+
+def _quotes_as_text(body: str) -> str:
+    """``body`` with each quote escaped, so ``_HEREDOC_LEX`` reads it as a plain character."""
+    return _QUOTE_OR_ESCAPED.sub(lambda m: m[0] if len(m[0]) == 2 else "\\" + m[0], body)
 
 
 def _set_only(scope: Mapping[str, str | None]) -> dict[str, str]:
