@@ -1,0 +1,134 @@
+"""The crash-safe primitives every store writer uses: file locks and atomic file replacement.
+
+Locks are ``flock(2)`` locks, so the kernel drops them when their holder dies, even by SIGKILL.
+That is also how the store tells a live writer from a dead one: an in-flight ingest file or
+staging directory is locked by its writer for as long as the writer lives (``is_abandoned``).
+
+The store-wide lock protocol (see root.py):
+- every short mutation (commit a blob, write index.json, commit a snapshot) holds it *shared*;
+- crash recovery and garbage collection hold it *exclusive*, so they never see half a mutation.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+class FileLock:
+    """A shared/exclusive lock on one file, re-entrant within a thread.
+
+    flock locks belong to an open file, so each thread opens its own: two threads of one
+    process exclude each other exactly as two processes do. Nesting a shared hold inside an
+    exclusive one is allowed; upgrading shared to exclusive is a bug and raises.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._hold(fcntl.LOCK_SH):
+            yield
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._hold(fcntl.LOCK_EX):
+            yield
+
+    @contextmanager
+    def _hold(self, mode: int) -> Iterator[None]:
+        state = self._local
+        depth = getattr(state, "depth", 0)
+        if depth:
+            if mode == fcntl.LOCK_EX and state.mode != fcntl.LOCK_EX:
+                raise RuntimeError(f"cannot upgrade a shared lock on {self.path} to exclusive")
+            state.depth += 1
+            try:
+                yield
+            finally:
+                state.depth -= 1
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            state.fd, state.mode, state.depth = fd, mode, 1
+            try:
+                yield
+            finally:
+                state.depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def lock_held_open(path: Path, *, directory: bool = False) -> int:
+    """Open ``path`` and lock it exclusively for as long as the returned fd stays open.
+
+    This marks a file or directory as in use by this process (see ``is_abandoned``).
+    """
+    flags = (os.O_RDONLY | os.O_DIRECTORY) if directory else os.O_RDONLY
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def is_abandoned(path: Path) -> bool:
+    """True when nobody holds the lock on ``path`` (its writer finished or died).
+
+    A path that vanished meanwhile counts as not abandoned: there is nothing to clean.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+TEMP_MARK = ".tmp-"  # atomic_write's temp files: ".<name>.tmp-<random>"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the directory.
+
+    Readers see the old or the new content, never a mix. Call it with the store lock held
+    shared, so crash recovery (which removes stale temp files) never races a live write.
+    """
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(8)}")
+    try:
+        with open(tmp, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

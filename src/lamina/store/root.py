@@ -1,0 +1,185 @@
+"""The state root: where everything lamina keeps lives, and the one way to open it.
+
+    <root>/                       $LAMINA_ROOT, else /var/lib/lamina
+      oci-layout, index.json      an OCI image layout (layout.py): skopeo and umoci read it
+      blobs/sha256/<hex>          content (content.py)
+      ingest/<random>             blobs being written
+      snapshots/<chain hex>/      unpacked layers (snapshots.py); .staging-*, .trash-* in flight
+      roots/<name>.json           extra GC roots; leases/ the roots of operations in flight (gc.py)
+      locks/store.lock            shared by mutations, exclusive for recovery and GC (locks.py)
+      locks/index.lock            index.json read-modify-write
+
+``Store.open`` creates what is missing and, every time, recovers from crashes: under the
+exclusive store lock it removes what dead processes left half done. Live writers keep their
+temp files locked, so another process's work in flight is never touched.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import LaminaError
+from ..image import mediatypes as mt
+from ..image.descriptor import Descriptor
+from ..image.manifest import Index, Manifest, parse_manifest
+from ..image.platform import Platform, host_platform
+from ..image.reference import ImageReference, ReferenceError
+from ..image.source import ImageBase
+from .content import ContentStore
+from .gc import GCResult, Roots, RootsRegistry, collect
+from .layout import ImageIndex, ImageNotFoundError
+from .locks import TEMP_MARK, FileLock
+from .snapshots import Snapshotter
+
+DEFAULT_ROOT = Path("/var/lib/lamina")
+ROOT_ENV = "LAMINA_ROOT"
+
+
+class StoreError(LaminaError):
+    pass
+
+
+def default_root() -> Path:
+    return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What ``Store.open`` cleaned up after crashed processes."""
+
+    ingests: tuple[Path, ...] = ()
+    snapshots: tuple[Path, ...] = ()
+    leases: tuple[Path, ...] = ()
+    temp_files: tuple[Path, ...] = ()
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = FileLock(root / "locks" / "store.lock")
+        self.content = ContentStore(root, self.lock)
+        self.index = ImageIndex(root, self.lock, self.content)
+        self.snapshots = Snapshotter(root, self.lock)
+        self.roots = RootsRegistry(root, self.lock)
+        self.recovered = Recovered()
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> "Store":
+        """Open (creating on first use) the store at ``root``, default ``default_root()``."""
+        store = cls(Path(root) if root is not None else default_root())
+        try:
+            store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for sub in ("locks", "blobs/sha256", "ingest", "roots", "leases"):
+                (store.root / sub).mkdir(parents=True, exist_ok=True)
+            # Unpacked layers may hold setuid files: only root may walk there.
+            (store.root / "snapshots").mkdir(mode=0o700, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the lamina store at {store.root}: {err.strerror}",
+                             hint=f"run as root, or set {ROOT_ENV} to a directory you own") \
+                from None
+        with store.lock.exclusive():
+            store.index.create()
+            store.recovered = store._recover()
+        return store
+
+    def _recover(self) -> Recovered:
+        temp_files = []
+        for directory in (self.root, self.roots.roots_dir, self.roots.leases_dir):
+            for entry in os.scandir(directory):
+                if entry.name.startswith(".") and TEMP_MARK in entry.name:
+                    os.unlink(entry.path)
+                    temp_files.append(Path(entry.path))
+        return Recovered(tuple(self.content.recover()), tuple(self.snapshots.recover()),
+                         tuple(self.roots.recover()), tuple(temp_files))
+
+    def image_descriptor(self, digest: str) -> Descriptor:
+        """The descriptor of a stored manifest or index, checked to be complete here."""
+        parsed = parse_manifest(self.content.read_bytes(digest))
+        if isinstance(parsed, Manifest):
+            needed = [parsed.config, *(d for d in parsed.layers if not d.urls)]
+            missing = [d.digest for d in needed if not self.content.has(d.digest)]
+            if missing:
+                raise StoreError(f"image {digest} is incomplete: blob {missing[0]} is missing"
+                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                                 hint="write every blob of an image before naming it")
+        return parsed.descriptor()
+
+    def tag(self, ref: str | ImageReference, digest: str) -> Descriptor | None:
+        """Name the stored image with manifest ``digest``; return what the name meant before."""
+        return self.index.set_tag(ref, self.image_descriptor(digest))
+
+    def add_image(self, digest: str) -> Descriptor:
+        """Keep the stored image with manifest ``digest`` without a name (``<none>``)."""
+        desc = self.image_descriptor(digest)
+        self.index.add(desc)
+        return desc
+
+    def resolve(self, name_or_id: str) -> Descriptor:
+        """Find an image as Docker does: a name (``busybox``, ``name@sha256:...``), then an
+        image ID or a unique prefix of one (``sha256:0a1b``, ``0a1b``)."""
+        if name_or_id.startswith("sha256:"):  # else it would read as repository "sha256"
+            return self._by_id_or_digest(name_or_id)
+        try:
+            ref = ImageReference.parse(name_or_id)
+        except ReferenceError:
+            if _is_hex(name_or_id):  # 64 hex characters: a full ID
+                return self._by_id_or_digest(name_or_id)
+            raise
+        if ref.digest is not None:
+            for entry in self.index.list():
+                if entry.descriptor.digest == ref.digest:
+                    return entry.descriptor
+            raise ImageNotFoundError(f"no such image: {name_or_id}", reference=name_or_id,
+                                     hint="pull it first")
+        try:
+            return self.index.get(name_or_id)
+        except ImageNotFoundError:
+            if _is_hex(name_or_id):
+                try:
+                    return self.index.find_by_id(name_or_id)
+                except ImageNotFoundError:
+                    pass
+            raise
+
+    def _by_id_or_digest(self, text: str) -> Descriptor:
+        try:
+            return self.index.find_by_id(text)
+        except ImageNotFoundError:
+            for entry in self.index.list():  # a full manifest digest names an image too
+                if entry.descriptor.digest == text:
+                    return entry.descriptor
+            raise
+
+    def image(self, name_or_id: str, platform: Platform | None = None) -> "StoredImage":
+        """A stored image as an ``Image``; for an index, its manifest for ``platform``
+        (default: this machine's)."""
+        desc = self.resolve(name_or_id)
+        if mt.is_index(desc.media_type):
+            index = parse_manifest(self.content.read_bytes(desc.digest), desc.media_type)
+            assert isinstance(index, Index)
+            desc = index.select(platform or host_platform())
+        return StoredImage(self.content, desc)
+
+    def gc(self, extra_roots: Roots | None = None) -> GCResult:
+        """Remove what no root reaches (see gc.py)."""
+        return collect(self, extra_roots)
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdef" for c in text)
+
+
+class StoredImage(ImageBase):
+    """An image in the local content store."""
+
+    def __init__(self, content: ContentStore, descriptor: Descriptor) -> None:
+        self._content = content
+        self.descriptor = descriptor
+
+    def manifest_bytes(self) -> bytes:
+        return self._content.read_bytes(self.descriptor.digest)
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        return self._content.open_blob(desc.digest)
