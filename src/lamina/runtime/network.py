@@ -1,0 +1,594 @@
+"""Container networking: a network namespace per container, wired up by the CNI plugins.
+
+Modes, as Docker's ``--network``: ``bridge`` gives the container its own namespace with an
+address on a host bridge, outbound masquerade and published ports; ``none`` a namespace with only
+``lo`` up; ``host`` the host's own network (nothing to set up, published ports are discarded).
+
+Bridge mode runs the CNI plugins (containernetworking-plugins, spec 1.0.0) one by one, each given
+the previous one's result as ``prevResult``:
+  bridge + host-local IPAM: the veth pair, the address, the default route, outbound MASQUERADE;
+  portmap, only when ports are published (the slowest plugin): DNAT, with ``snat`` so that
+    publishing on 127.0.0.1 works;
+  firewall: FORWARD ACCEPT rules, needed where Docker set the FORWARD policy to DROP.
+``lo`` is raised when the namespace is made (netns.py), so the loopback plugin is not run.
+
+Every namespace lamina makes has a record, ``<state_root>/networks/<container id>.json``: the
+attachment, the network, the exact plugin configs and the final ADD result, which DEL needs as
+``prevResult``. It is written before anything is created, so whatever a crash leaves behind can
+be found and released by ``cleanup_stale``.
+
+Cost, medians of 20 runs here (2 busy cores): attach in bridge mode 48 ms without ports (bridge
+24, firewall 19), 83 ms with a published port (portmap 34 more); detach 105 and 229 ms (firewall
+35, portmap 108 as its DEL also works through IPv6 and conntrack, bridge 72); none mode 0.7 and
+0.2 ms. Nearly all of it is the plugins running iptables once per rule. If that is too slow, the
+same rules could be written in-process later with one ``iptables-restore --noflush`` batch per
+attach, and the veth pair, address and routes made through rtnetlink: roughly 10 ms each way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import ipaddress
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamina.errors import LaminaError
+from lamina.runtime import netns
+from lamina.runtime.ports import PortMapping
+
+MODES = ("bridge", "host", "none")
+CNI_VERSION = "1.0.0"
+IPAM_DIR = Path("/var/lib/cni/networks")  # host-local's default dataDir
+# Plugins and our own calls get a fixed PATH: the plugins exec iptables from it.
+_TOOL_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# What Docker writes above the container's own line in /etc/hosts.
+LOCALHOST_ENTRIES = (
+    "127.0.0.1\tlocalhost",
+    "::1\tlocalhost ip6-localhost ip6-loopback",
+    "fe00::0\tip6-localnet",
+    "ff00::0\tip6-mcastprefix",
+    "ff02::1\tip6-allnodes",
+    "ff02::2\tip6-allrouters",
+)
+
+
+class NetworkError(LaminaError):
+    """A container network that cannot be set up or torn down."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A bridge network. The default range is one neither Docker (172.17/16) nor podman
+    (10.88/16) uses."""
+
+    name: str = "lamina"
+    bridge: str = "lamina0"
+    subnet: str = "10.90.0.0/16"
+    cni_path: str = "/usr/lib/cni"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", self.bridge):
+            raise NetworkError(f"invalid bridge name {self.bridge!r}: "
+                               "at most 15 of A-Z a-z 0-9 _ . -")
+        try:
+            ipaddress.IPv4Network(self.subnet)
+        except ValueError as err:
+            raise NetworkError(f"invalid subnet {self.subnet!r}: {err}") from None
+
+    def plugins(self, ports: Iterable[PortMapping]) -> list[dict[str, Any]]:
+        """The CNI plugin configs, in ADD order, for a container publishing ``ports``."""
+        chain: list[dict[str, Any]] = [{
+            "type": "bridge", "bridge": self.bridge,
+            "isGateway": True, "ipMasq": True, "hairpinMode": True,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": self.subnet}]],
+                     "routes": [{"dst": "0.0.0.0/0"}]},
+        }]
+        mappings = [{"hostPort": m.host_port, "containerPort": m.container_port,
+                     "protocol": m.protocol, **({"hostIP": m.host_ip} if m.host_ip else {})}
+                    for m in ports]
+        if mappings:
+            chain.append({"type": "portmap", "capabilities": {"portMappings": True}, "snat": True,
+                          "runtimeConfig": {"portMappings": mappings}})
+        chain.append({"type": "firewall", "backend": "iptables"})
+        return chain
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "NetworkConfig":
+        return cls(**data)
+
+
+DEFAULT_NETWORK = NetworkConfig()
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """A container's network as set up: what the runtime needs for the OCI spec and /etc/hosts.
+
+    ``netns_path`` is the namespace to join (None for host mode); ``ports`` are the published
+    mappings with their host ports chosen; ``hosts_entries`` are the lines of /etc/hosts.
+    """
+
+    container_id: str
+    mode: str
+    netns_path: str | None
+    ip_address: str | None = None
+    gateway: str | None = None
+    ports: tuple[PortMapping, ...] = ()
+    hosts_entries: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "NetworkAttachment":
+        return cls(**{**data, "ports": tuple(PortMapping.from_json(m) for m in data["ports"]),
+                      "hosts_entries": tuple(data["hosts_entries"])})
+
+
+def attach(container_id: str, *, mode: str = "bridge", ports: Iterable[PortMapping] = (),
+           network: NetworkConfig = DEFAULT_NETWORK, hostname: str | None = None,
+           state_root: str | os.PathLike[str] | None = None) -> NetworkAttachment:
+    """Set up the network of a container that is about to start.
+
+    ``ports`` are parsed ``-p``/``-P`` mappings; free host ports are chosen here (in host and
+    none modes they are discarded, as Docker does: the attachment has none). ``hostname``
+    (default: the first 12 characters of the id) goes into the hosts entries. On failure nothing
+    is left behind. ``state_root`` defaults to $LAMINA_ROOT, else /var/lib/lamina.
+    """
+    if mode not in MODES:
+        raise NetworkError(f"invalid network mode {mode!r}: use bridge, host or none")
+    if not _ID.fullmatch(container_id):
+        raise NetworkError(f"invalid container id {container_id!r}")
+    if mode == "host":
+        return NetworkAttachment(container_id, mode, None, hosts_entries=_host_hosts_entries())
+    record_path = _record_path(state_root, container_id)
+    netns_path = str(netns.NETNS_DIR / f"lamina-{container_id}")
+    attachment = NetworkAttachment(container_id, mode, netns_path, hosts_entries=LOCALHOST_ENTRIES)
+    record: dict[str, Any] = {"attachment": None, "network": None, "plugins": [], "result": None}
+    # Ports are chosen and written down under a lock, so that two containers started at once
+    # cannot take the same one: portmap's DNAT does not bind it, so the kernel cannot tell.
+    with _records_lock(record_path.parent):
+        if record_path.exists():
+            raise NetworkError(f"container {container_id} already has a network")
+        if mode == "bridge":
+            attachment = dataclasses.replace(
+                attachment, ports=tuple(_resolve_ports(ports, record_path)))
+            record.update(network=network.to_json(), plugins=network.plugins(attachment.ports))
+        record["attachment"] = attachment.to_json()
+        _write_record(record_path, record)
+    try:
+        _create_netns(attachment.netns_path)
+        for plugin in record["plugins"]:
+            record["result"] = _cni("ADD", plugin, record["result"], attachment, network)
+            # Kept after every plugin: if lamina is killed before the end, DEL still gets the
+            # addresses (the firewall plugin finds its rules by them).
+            _write_record(record_path, record)
+        if mode == "bridge":
+            ip, gateway = _address(record["result"])
+            attachment = dataclasses.replace(
+                attachment, ip_address=ip, gateway=gateway,
+                hosts_entries=LOCALHOST_ENTRIES + (f"{ip}\t{hostname or container_id[:12]}",))
+            record["attachment"] = attachment.to_json()
+            _write_record(record_path, record)
+    except BaseException:
+        try:
+            _release(record_path, record)
+        except NetworkError:
+            pass  # the record stays for cleanup_stale; the first error is the one to report
+        raise
+    return attachment
+
+
+def detach(attachment: NetworkAttachment, *,
+           state_root: str | os.PathLike[str] | None = None) -> None:
+    """Tear down what ``attach`` set up: CNI DEL in reverse order, the namespace, the record.
+
+    Idempotent, and fine with half-made state. When a plugin's DEL fails, the namespace and the
+    record stay (NetworkError) so that a later ``detach`` or ``cleanup_stale`` can retry.
+    """
+    if attachment.mode == "host":
+        return
+    record_path = _record_path(state_root, attachment.container_id)
+    try:
+        record = json.loads(record_path.read_text())
+    except FileNotFoundError:
+        _delete_netns(attachment.netns_path)  # detached already; the record goes last
+        return
+    _release(record_path, record)
+
+
+def cleanup_stale(state_root: str | os.PathLike[str],
+                  live_container_ids: Iterable[str]) -> list[str]:
+    """Release the networks of containers that are gone (after a ``kill -9`` of lamina, say).
+
+    ``live_container_ids`` must name every container that may still use its network, those
+    being created included. Returns the ids released; raises NetworkError after trying all if
+    some could not be.
+    """
+    directory = Path(state_root) / "networks"
+    live = set(live_container_ids)
+    released, errors = [], []
+    for path in sorted(directory.glob("*.json")):
+        if path.stem in live:
+            continue
+        try:
+            _release(path, json.loads(path.read_text()))
+            released.append(path.stem)
+        except NetworkError as err:
+            errors.append(err)
+    for partial in directory.glob("*.json.tmp"):  # a write cut short by the kill
+        if partial.name.removesuffix(".json.tmp") not in live:
+            partial.unlink(missing_ok=True)
+    if errors:
+        raise NetworkError(f"could not release {len(errors)} network(s): {errors[0].message}")
+    return released
+
+
+def _release(record_path: Path, record: dict[str, Any]) -> None:
+    attachment = NetworkAttachment.from_json(record["attachment"])
+    errors = []
+    if record["plugins"]:
+        network = NetworkConfig.from_json(record["network"])
+        # Without the namespace (removed by hand) the plugins still release the address and the
+        # port rules; the bridge plugin then cannot find the masquerade rules of the address.
+        if not netns.is_netns(attachment.netns_path):
+            attachment = dataclasses.replace(attachment, netns_path="")
+        for plugin in reversed(record["plugins"]):
+            try:
+                _cni("DEL", plugin, record["result"], attachment, network)
+            except NetworkError as err:
+                errors.append(err)
+    if errors:
+        raise errors[0]
+    _delete_netns(record["attachment"]["netns_path"])
+    record_path.unlink(missing_ok=True)
+
+
+def _cni(command: str, plugin: dict[str, Any], prev_result: dict[str, Any] | None,
+         attachment: NetworkAttachment, network: NetworkConfig) -> dict[str, Any] | None:
+    """Run one plugin; ADD returns its result."""
+    config = {"cniVersion": CNI_VERSION, "name": network.name, **plugin}
+    if prev_result is not None:
+        config["prevResult"] = prev_result
+    env = {**_TOOL_ENV, "CNI_COMMAND": command, "CNI_CONTAINERID": attachment.container_id,
+           "CNI_NETNS": attachment.netns_path or "", "CNI_IFNAME": "eth0",
+           "CNI_PATH": network.cni_path}
+    binary = Path(network.cni_path) / plugin["type"]
+    try:
+        proc = subprocess.run([binary], input=json.dumps(config).encode(), env=env,
+                              capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise NetworkError(f"CNI plugin {binary} not found",
+                           hint="install containernetworking-plugins (make setup)") from None
+    except subprocess.TimeoutExpired:
+        raise NetworkError(f"CNI {plugin['type']} {command} did not finish in 60 s") from None
+    if proc.returncode != 0:
+        raise NetworkError(f"network {network.name}: CNI {plugin['type']} {command} failed: "
+                           f"{_cni_message(proc)}")
+    return json.loads(proc.stdout) if command == "ADD" else None
+
+
+def _cni_message(proc: subprocess.CompletedProcess[bytes]) -> str:
+    # A failing plugin prints {"code": N, "msg": "...", "details": "..."} on stdout.
+    try:
+        error = json.loads(proc.stdout)
+        return ": ".join(part for part in (error.get("msg"), error.get("details")) if part)
+    except (ValueError, AttributeError):
+        return (proc.stderr or proc.stdout).decode(errors="replace").strip()
+
+
+def _address(result: dict[str, Any]) -> tuple[str, str | None]:
+    ips = [ip for ip in result.get("ips", []) if ip.get("address")]
+    if not ips:
+        raise NetworkError("CNI bridge plugin returned no address")
+    return ips[0]["address"].split("/")[0], ips[0].get("gateway")
+
+
+def _create_netns(path: str) -> None:
+    try:
+        netns.create(Path(path).name)
+    except OSError as err:
+        raise NetworkError(f"cannot create network namespace {path}: {err}") from None
+
+
+def _delete_netns(path: str) -> None:
+    try:
+        netns.delete(path)
+    except OSError as err:
+        raise NetworkError(f"cannot remove network namespace {path}: {err}") from None
+
+
+def _host_hosts_entries() -> tuple[str, ...]:
+    try:  # Docker gives a host-network container a copy of the host's /etc/hosts
+        return tuple(Path("/etc/hosts").read_text().splitlines())
+    except FileNotFoundError:
+        return LOCALHOST_ENTRIES
+
+
+# --- records ----------------------------------------------------------------------------------
+
+def _record_path(state_root: str | os.PathLike[str] | None, container_id: str) -> Path:
+    root = Path(state_root or os.environ.get("LAMINA_ROOT") or "/var/lib/lamina")
+    return root / "networks" / f"{container_id}.json"
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(record))
+    os.replace(partial, path)
+
+
+@contextmanager
+def _records_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+# --- host ports -------------------------------------------------------------------------------
+
+_SOCKET_TYPES = {"tcp": (socket.SOCK_STREAM, 0), "udp": (socket.SOCK_DGRAM, 0),
+                 "sctp": (socket.SOCK_STREAM, socket.IPPROTO_SCTP)}
+
+
+def _resolve_ports(mappings: Iterable[PortMapping], record_path: Path) -> list[PortMapping]:
+    """Give every mapping a host port: check a requested one, pick a free one otherwise.
+
+    A port is taken when another lamina container publishes it (their records) or a host
+    process has it bound (a bind probe)."""
+    taken = [m for path in record_path.parent.glob("*.json") if path != record_path
+             for m in _published(path)]
+    resolved: list[PortMapping] = []
+    for mapping in mappings:
+        if ":" in mapping.host_ip:
+            raise NetworkError(f"cannot publish on {mapping.host_ip}: "
+                               "lamina networks are IPv4 only",
+                               hint="publish on an IPv4 address such as 127.0.0.1, or on all")
+        if mapping.resolved:
+            _check_free(mapping, taken + resolved)
+        else:
+            mapping = _pick_free(mapping, taken + resolved)
+        resolved.append(mapping)
+    return resolved
+
+
+def _published(record_path: Path) -> tuple[PortMapping, ...]:
+    try:
+        record = json.loads(record_path.read_text())
+    except FileNotFoundError:  # detached meanwhile
+        return ()
+    return NetworkAttachment.from_json(record["attachment"]).ports
+
+
+def _check_free(mapping: PortMapping, taken: list[PortMapping]) -> None:
+    if any(_overlaps(mapping, other) for other in taken):
+        raise NetworkError(f"Bind for {mapping.public} failed: port is already allocated")
+    if not _bind(mapping, mapping.host_port):
+        raise NetworkError(f"cannot publish {mapping.public}/{mapping.protocol}: "
+                           "address already in use on the host")
+
+
+def _pick_free(mapping: PortMapping, taken: list[PortMapping]) -> PortMapping:
+    if mapping.host_port_end:  # -p 8000-8010:80: the first free port of the range
+        candidates: Iterable[int] = range(max(mapping.host_port, 1), mapping.host_port_end + 1)
+    else:  # ports the kernel offers from its ephemeral range, the range Docker allocates from
+        candidates = (_bind(mapping, 0) for _ in range(20))
+    for port in candidates:
+        candidate = dataclasses.replace(mapping, host_port=port, host_port_end=0)
+        if port and _bind(candidate, port) and not any(_overlaps(candidate, o) for o in taken):
+            return candidate
+    raise NetworkError(f"Bind for {mapping.public} failed: all ports are allocated")
+
+
+def _overlaps(a: PortMapping, b: PortMapping) -> bool:
+    return (a.protocol == b.protocol and a.host_port == b.host_port
+            and (not a.host_ip or not b.host_ip or a.host_ip == b.host_ip))
+
+
+def _bind(mapping: PortMapping, port: int) -> int:
+    """Bind a probe socket to the mapping's host address and ``port`` (0: any); returns the
+    port bound, or 0 when a host process has it."""
+    kind, proto = _SOCKET_TYPES[mapping.protocol]
+    try:
+        with socket.socket(socket.AF_INET, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no conflict
+            sock.bind((mapping.host_ip or "0.0.0.0", port))
+            return sock.getsockname()[1]
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            return 0
+        raise NetworkError(f"cannot publish {mapping.protocol} ports on "
+                           f"{mapping.host_ip or '0.0.0.0'}: {err.strerror}") from None
+
+
+# --- global teardown --------------------------------------------------------------------------
+
+# Chains the plugins create once per host and never delete, shared by every CNI network. portmap's
+# are idle when CNI-HOSTPORT-DNAT has no rule (each published container adds one); the firewall
+# plugin's when CNI-FORWARD holds only its jump to CNI-ADMIN (each container adds two) and
+# CNI-ADMIN, the administrator's own overrides, is empty.
+_PORTMAP_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK")
+_FIREWALL_CHAINS = ("CNI-FORWARD", "CNI-ADMIN")
+
+
+def teardown_network(network: NetworkConfig = DEFAULT_NETWORK) -> None:
+    """Remove what CNI DEL leaves behind once no container uses ``network``: its bridge and its
+    IPAM directory; then, when no other network has state in /var/lib/cni/networks, the shared
+    iptables chains that no rule of a container uses and the iptables tables left empty. Rules
+    are removed by their exact spec, never by flushing a table. NetworkError while in use."""
+    ipam = IPAM_DIR / network.name
+    addresses = [p for p in ipam.glob("*") if _is_ip(p.name)]  # one file per address in use
+    interfaces = list(Path(f"/sys/class/net/{network.bridge}/brif").glob("*"))
+    if addresses or interfaces:
+        raise NetworkError(f"network {network.name} is still in use by "
+                           f"{max(len(addresses), len(interfaces))} container(s)",
+                           hint="remove the containers first (cleanup_stale for killed ones)")
+    if Path(f"/sys/class/net/{network.bridge}").exists():
+        _tool(["ip", "link", "delete", network.bridge])
+    for leftover in [*ipam.glob("last_reserved_ip.*"), ipam / "lock"]:
+        leftover.unlink(missing_ok=True)
+    for directory in (ipam, IPAM_DIR, IPAM_DIR.parent):  # all made by host-local
+        try:
+            directory.rmdir()
+        except OSError:  # missing, or holds another network's state
+            pass
+    if IPAM_DIR.exists():
+        return  # another network may still need the shared chains
+    for tool, family in (("iptables", socket.AF_INET), ("ip6tables", socket.AF_INET6)):
+        _remove_idle_chains(tool)
+        _drop_empty_tables(tool, family)
+
+
+def _remove_idle_chains(tool: str) -> None:
+    tables = _iptables_save(tool)
+    batch = []
+    nat = tables.get("nat")
+    if nat and "CNI-HOSTPORT-DNAT" in nat.chains and not nat.rules_in("CNI-HOSTPORT-DNAT"):
+        batch += nat.removal("nat", _PORTMAP_CHAINS)
+    filt = tables.get("filter")
+    if (filt and "CNI-FORWARD" in filt.chains and not filt.rules_in("CNI-ADMIN")
+            and all(_target(rule) == "CNI-ADMIN" for rule in filt.rules_in("CNI-FORWARD"))):
+        batch += filt.removal("filter", _FIREWALL_CHAINS)
+    if batch:
+        # One atomic batch: if a rule appeared since the save, -X fails and nothing changes.
+        _tool([f"{tool}-restore", "--noflush"], input="\n".join(batch) + "\n")
+
+
+@dataclass
+class _Table:
+    chains: dict[str, str]  # name -> policy ("-" for a user chain)
+    rules: list[tuple[str, str]]  # (chain, "-A CHAIN spec" as iptables-save prints it)
+
+    def rules_in(self, chain: str) -> list[str]:
+        return [rule for c, rule in self.rules if c == chain]
+
+    def removal(self, name: str, chains: tuple[str, ...]) -> list[str]:
+        """iptables-restore lines removing ``chains``, the jumps to them first."""
+        deletes = [f"-D {rule[3:]}" for chain, rule in self.rules
+                   if chain in chains or _target(rule) in chains]
+        return [f"*{name}", *deletes, *(f"-X {c}" for c in chains if c in self.chains), "COMMIT"]
+
+
+def _iptables_save(tool: str) -> dict[str, _Table]:
+    tables: dict[str, _Table] = {}
+    table = _Table({}, [])
+    for line in _tool([f"{tool}-save"]).splitlines():
+        if line.startswith("*"):
+            table = tables.setdefault(line[1:], _Table({}, []))
+        elif line.startswith(":"):
+            name, policy = line[1:].split()[:2]
+            table.chains[name] = policy
+        elif line.startswith("-A "):
+            table.rules.append((line.split()[1], line))
+    return tables
+
+
+def _target(rule: str) -> str | None:
+    words = rule.split()
+    return words[words.index("-j") + 1] if "-j" in words else None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _tool(args: list[str], input: str | None = None) -> str:
+    proc = subprocess.run(args, input=input, env=_TOOL_ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NetworkError(f"{' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+# The iptables tools cannot delete a table, and iptables-nft creates one (with empty base chains)
+# whenever any rule of that table is touched: portmap's DEL leaves an ip6 "nat" table that way
+# even for IPv4-only containers. An empty table with ACCEPT policies behaves as no table, so the
+# teardown deletes it through nf_tables' netlink API. The batch carries the ruleset generation
+# read before the emptiness check: if anything changed since, the kernel refuses it (ERESTART).
+_NETLINK_NETFILTER = 12
+_NFNL_SUBSYS_NFTABLES = 10
+_NFT_MSG_DELTABLE = 2
+_NFT_MSG_GETGEN = 16
+_NFNL_MSG_BATCH_BEGIN, _NFNL_MSG_BATCH_END = 0x10, 0x11
+_NLM_F_REQUEST, _NLM_F_ACK = 1, 4
+_NLMSG_ERROR = 2
+
+
+def _drop_empty_tables(tool: str, family: int) -> None:
+    generation = _nft_generation()
+    empty = [name for name, table in _iptables_save(tool).items()
+             if name in ("filter", "nat") and not table.rules
+             and all(policy == "ACCEPT" for policy in table.chains.values())]
+    if not empty:
+        return
+    batch = _nlmsg(_NFNL_MSG_BATCH_BEGIN, 0, 0, _NFNL_SUBSYS_NFTABLES,
+                   _nlattr(1, struct.pack(">I", generation)))  # NFNL_BATCH_GENID
+    for seq, name in enumerate(empty, start=1):
+        batch += _nlmsg(_NFNL_SUBSYS_NFTABLES << 8 | _NFT_MSG_DELTABLE, seq, family, 0,
+                        _nlattr(1, name.encode() + b"\0"), _NLM_F_ACK)  # NFTA_TABLE_NAME
+    batch += _nlmsg(_NFNL_MSG_BATCH_END, 0, 0, _NFNL_SUBSYS_NFTABLES)
+    acked = 0
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER) as sock:
+        sock.send(batch)
+        while acked < len(empty):
+            for mtype, payload in _nlmsgs(sock.recv(65536)):
+                if mtype != _NLMSG_ERROR:
+                    continue
+                code = -struct.unpack_from("=i", payload)[0]
+                if code == errno.ERESTART:
+                    return  # the ruleset changed under us: keep the tables
+                if code:
+                    raise NetworkError(f"cannot delete empty table: {os.strerror(code)}")
+                acked += 1
+
+
+def _nft_generation() -> int:
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER) as sock:
+        sock.send(_nlmsg(_NFNL_SUBSYS_NFTABLES << 8 | _NFT_MSG_GETGEN, 0, 0, 0))
+        for _, payload in _nlmsgs(sock.recv(65536)):
+            offset = 4  # after struct nfgenmsg
+            while offset + 4 <= len(payload):
+                length, kind = struct.unpack_from("=HH", payload, offset)
+                if kind == 1:  # NFTA_GEN_ID
+                    return struct.unpack_from(">I", payload, offset + 4)[0]
+                offset += (length + 3) & ~3
+    raise NetworkError("cannot read the nf_tables ruleset generation")
+
+
+def _nlmsg(mtype: int, seq: int, family: int, res_id: int, payload: bytes = b"",
+           flags: int = 0) -> bytes:
+    """A netlink message with a struct nfgenmsg header (res_id is big-endian)."""
+    body = struct.pack("=BBH", family, 0, socket.htons(res_id)) + payload
+    return struct.pack("=IHHII", 16 + len(body), mtype, _NLM_F_REQUEST | flags, seq, 0) + body
+
+
+def _nlattr(kind: int, data: bytes) -> bytes:
+    attr = struct.pack("=HH", 4 + len(data), kind) + data
+    return attr + b"\0" * (-len(attr) % 4)
+
+
+def _nlmsgs(data: bytes) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset + 16 <= len(data):
+        length, mtype = struct.unpack_from("=IH", data, offset)
+        yield mtype, data[offset + 16:offset + length]
+        offset += (length + 3) & ~3
