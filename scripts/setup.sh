@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
-  crun containernetworking-plugins iptables iproute2 busybox-static mmdebstrap
+  crun containernetworking-plugins iptables iproute2 busybox-static mmdebstrap golang-github-containers-common
   docker-registry skopeo umoci curl ca-certificates fuse-overlayfs uidmap
 )
 

@@ -1,20 +1,31 @@
 """lamina: a daemonless, Docker-compatible container image builder and runtime.
 
-The public API grows one function per CLI command; each is imported lazily so that
+The public API is one function per command (``lamina.images()``, ``lamina.history(name)``,
+``lamina.lint(text)`` ...), each returning typed values. They are imported lazily so that
 ``import lamina`` stays cheap for the command line.
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "lint", "LaminaError"]
+_LAZY = {  # name -> module that defines it
+    "LaminaError": "lamina.errors",
+    "lint": "lamina.dockerfile.lint",
+    **{name: "lamina.api" for name in (
+        "images", "tag", "remove", "inspect", "history", "prune", "disk_usage", "check",
+        "save", "load", "import_image")},
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name == "lint":
-        from .dockerfile.lint import lint
-        return lint
-    if name == "LaminaError":
-        from .errors import LaminaError
-        return LaminaError
-    raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

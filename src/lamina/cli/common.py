@@ -1,10 +1,16 @@
-"""Helpers shared by command modules: reading inputs named on the command line."""
+"""Helpers shared by command modules: reading inputs named on the command line, opening the
+store."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 def read_dockerfile(path: str, file: str | None) -> tuple[str, bytes]:
@@ -53,3 +59,11 @@ def parse_build_args(items: list[str]) -> dict[str, str]:
             value = os.environ[key]
         out[key] = value
     return out
+
+
+def open_store(args: argparse.Namespace) -> "Store":
+    """The store a command works on: ``$LAMINA_ROOT``, else /var/lib/lamina (``Store.open``
+    picks it), or a ``root`` option if the command line grows one."""
+    from ..store import Store
+
+    return Store.open(getattr(args, "root", None))

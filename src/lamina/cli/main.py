@@ -15,6 +15,16 @@ from .. import __version__
 # name -> module under lamina.cli
 COMMANDS: dict[str, str] = {
     "lint": "lint",
+    "save": "save",
+    "load": "load",
+    "import": "import_",
+    "images": "images",
+    "tag": "tag",
+    "rmi": "rmi",
+    "inspect": "inspect",
+    "history": "history",
+    "image": "image",
+    "system": "system",
 }
 
 

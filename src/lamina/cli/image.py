@@ -1,0 +1,79 @@
+"""``lamina image COMMAND``: the image commands in Docker's ``image`` group.
+
+``ls``, ``rm``, ``tag``, ``inspect`` and ``history`` are the top-level commands under their group
+names (``image ls`` is ``images``, ``image rm`` is ``rmi``); ``prune`` lives only here, as in
+Docker.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+HELP = "Manage images"
+
+# group subcommand -> (module under lamina.cli, aliases); prune is defined below
+REUSED: dict[str, tuple[str, list[str]]] = {
+    "history": ("history", []),
+    "inspect": ("inspect", []),
+    "ls": ("images", ["list"]),
+    "rm": ("rmi", ["remove"]),
+    "tag": ("tag", []),
+}
+PRUNE_HELP = "Remove unused images"
+DANGLING_WARNING = "WARNING! This will remove all dangling images."
+ALL_WARNING = ("WARNING! This will remove all images without at least one container "
+               "associated to them.")
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
+    for name, (module_name, aliases) in REUSED.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        cmd = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
+        module.register(cmd)
+        cmd.set_defaults(_image_run=module.run)
+    cmd = sub.add_parser("prune", help=PRUNE_HELP, description=PRUNE_HELP)
+    register_prune(cmd)
+    cmd.set_defaults(_image_run=run_prune)
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._image_run(args)
+
+
+def register_prune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove all unused images, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from .. import api
+    from .common import open_store
+    from .format import human_size
+
+    if not args.force and not _confirmed(ALL_WARNING if args.all else DANGLING_WARNING):
+        return 0
+    report = api.prune(all=args.all, store=open_store(args))
+    if report.events:
+        print("Deleted Images:")
+        for event in report.events:
+            print(f"{event.kind}: {event.name}")
+        print()
+    print(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")
+    return 0
+
+
+def _confirmed(warning: str) -> bool:
+    """Ask as docker does; without a terminal to ask on, refuse rather than guess."""
+    from ..errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError("image prune asks for confirmation, but stdin is not a terminal",
+                         hint="add -f (--force) to prune without asking")
+    try:
+        answer = input(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
