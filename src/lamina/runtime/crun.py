@@ -1,0 +1,250 @@
+"""The OCI runtime driver: crun (or runc) on the command line.
+
+Hybrid cgroup hosts (PLATFORM.md section 0): crun and runc refuse to start a container when
+/sys/fs/cgroup is a v1 tmpfs *and* the cgroup2 mount at /sys/fs/cgroup/unified has controllers
+("cgroups in hybrid mode not supported"). The workaround gives each runtime call a private
+mount namespace without that cgroup2 mount, so that the runtime sees a pure v1 host. It is done
+in the child between fork and exec (unshare + umount through libc): measured on this machine,
+`crun run` of busybox `true` took 9.1 ms this way against 10.3 ms through
+`unshare -m sh -c 'umount ... && exec crun'` (medians of 10; one exec of unshare and one of
+sh fewer).
+Pure v1 and pure v2 hosts call the runtime directly.
+
+The runtime keeps its state under its own root (/run/lamina/<runtime>), not the default
+/run/crun, so lamina's containers never collide with those of podman or of a user's crun.
+"""
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from . import seccomp
+from .errors import CommandNotFoundError, CommandNotInvokableError, ContainerError
+
+STATE_ROOT = Path("/run/lamina")
+BPF_ANNOTATION = "run.oci.seccomp_bpf_data"     # crun: a compiled filter, base64
+CGROUP_ROOT = "/sys/fs/cgroup"
+UNIFIED = "/sys/fs/cgroup/unified"
+
+# Calls that set cgroups up or change them need the workaround. start, delete (it removes the
+# cgroups its state file names), kill, state and list were measured to work without it.
+_CGROUP_CALLS = {"run", "create", "exec", "update", "pause", "resume"}
+
+
+def _unescape(field: str) -> str:
+    """Mount points in mountinfo escape space, tab, newline and backslash as octal."""
+    return (field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+            .replace("\\134", "\\"))
+
+
+def mount_types(mountinfo: str) -> dict[str, str]:
+    """Mount point -> file system type of the topmost mount there, from /proc/self/mountinfo."""
+    types: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields = head.split()
+        if sep and len(fields) >= 5 and tail:
+            types[_unescape(fields[4])] = tail.split()[0]
+    return types
+
+
+def needs_hybrid_workaround(mountinfo: str, read_controllers: Callable[[str], str]) -> bool:
+    """True on a hybrid host: a v1 tmpfs at /sys/fs/cgroup and a cgroup2 with controllers."""
+    types = mount_types(mountinfo)
+    if types.get(CGROUP_ROOT) != "tmpfs" or types.get(UNIFIED) != "cgroup2":
+        return False
+    try:
+        return bool(read_controllers(UNIFIED).strip())
+    except OSError:
+        return False
+
+
+def _read_controllers(path: str) -> str:
+    return Path(path, "cgroup.controllers").read_text()
+
+
+def _host_needs_workaround() -> bool:
+    return needs_hybrid_workaround(Path("/proc/self/mountinfo").read_text(), _read_controllers)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, MS_REC, MS_PRIVATE, MNT_DETACH = 0x20000, 0x4000, 1 << 18, 2
+
+
+def _private_cgroup_view() -> None:
+    """preexec_fn: a private mount namespace where /sys/fs/cgroup/unified is not mounted.
+
+    Runs in the forked child only. Raising here fails the subprocess call with
+    SubprocessError in the parent.
+    """
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    if _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "make / private")
+    if _libc.umount2(UNIFIED.encode(), MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), f"umount {UNIFIED}")
+
+
+def find_runtime() -> Path:
+    for name in ("crun", "runc"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise ContainerError("no OCI runtime found", hint="install crun (scripts/setup.sh does)")
+
+
+def log_messages(log: Path) -> list[str]:
+    """The error messages of a runtime's JSON log (one object per line)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level", "error") == "error" and entry.get("msg"):
+            out.append(str(entry["msg"]))
+    return out
+
+
+def start_error(message: str, command: str) -> ContainerError:
+    """Docker's exit code for an error the runtime reported while starting `command`.
+
+    crun: "executable file `x` not found in $PATH: No such file or directory",
+    "open executable: Permission denied" (also "Operation not permitted" for a directory), and,
+    from the container's init once started, "exec container process `x`: Exec format error".
+    runc: "exec: \"x\": executable file not found in $PATH", "exec /x: permission denied".
+    """
+    lower = message.lower()
+    reason = lower.rsplit(": ", 1)[-1]          # the strerror() part
+    if "executable file" in lower and "not found" in lower:
+        return CommandNotFoundError(f'exec: "{command}": executable file not found in $PATH')
+    is_exec = "exec" in lower and ("executable" in lower or "container process" in lower
+                                   or bool(command) and command.lower() in lower)
+    if is_exec and reason == "no such file or directory":
+        # The file is there (crun checked) but its interpreter or loader is not.
+        return CommandNotFoundError(f'exec: "{command}": no such file or directory '
+                                    "(is the interpreter of the script or a library missing?)")
+    if is_exec and reason in ("permission denied", "operation not permitted",
+                              "is a directory", "exec format error"):
+        return CommandNotInvokableError(f'exec: "{command}": {reason}')
+    return ContainerError(f"OCI runtime error: {message}")
+
+
+class Runtime:
+    """One OCI runtime binary, with its state root and the hybrid-cgroup workaround if needed."""
+
+    def __init__(self, binary: Path | None = None, *, root: Path | None = None,
+                 workaround: bool | None = None) -> None:
+        self.binary = binary or find_runtime()
+        self.name = self.binary.name
+        self.root = root or STATE_ROOT / self.name
+        self._workaround = workaround
+
+    @cached_property
+    def workaround(self) -> bool:
+        return _host_needs_workaround() if self._workaround is None else self._workaround
+
+    def argv(self, *args: str, log: Path | None = None) -> list[str]:
+        argv = [str(self.binary), "--root", str(self.root)]
+        if log is not None:
+            # crun reads "file:PATH" (a bare path with a ':' would be taken as a log type).
+            argv += [f"--log=file:{log}" if self.name == "crun" else f"--log={log}",
+                     "--log-format=json"]
+        return argv + list(args)
+
+    def call(self, *args: str, log: Path | None = None, check: bool = True,
+             new_session: bool = False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+             stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
+        preexec = _private_cgroup_view if self.workaround and args[0] in _CGROUP_CALLS else None
+        try:
+            done = subprocess.run(self.argv(*args, log=log), stdin=stdin, stdout=stdout,
+                                  stderr=stderr, preexec_fn=preexec,
+                                  start_new_session=new_session)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise ContainerError(f"cannot run {self.name}: {e}") from e
+        if check and done.returncode != 0:
+            err = (done.stderr or b"").decode(errors="replace").strip()
+            raise ContainerError(f"{self.name} {args[0]} failed: {err or done.returncode}")
+        return done
+
+    def add_compiled_seccomp(self, config: dict) -> None:
+        """crun only: put the compiled seccomp filter in `config`, so crun need not compile it.
+
+        Without libseccomp, or for a filter lamina does not compile, crun compiles it itself.
+        """
+        if self.name != "crun" or "seccomp" not in config.get("linux", {}):
+            return
+        try:
+            data = seccomp.cached_bpf(config["linux"]["seccomp"], STATE_ROOT / "seccomp")
+        except (OSError, ValueError):
+            return
+        config.setdefault("annotations", {})[BPF_ANNOTATION] = base64.b64encode(data).decode()
+
+    # --- the runtime's verbs -------------------------------------------------------------------
+
+    def create(self, container_id: str, bundle: Path, *, pid_file: Path, log: Path,
+               console_socket: Path | None = None, command: str = "", **stdio) -> None:
+        """`create`: set the container up; its init waits before exec until start().
+
+        The container inherits the stdin/stdout/stderr given (unless it has a terminal); the
+        runtime and the container run in a new session, so a terminal's ^C reaches lamina
+        only, which forwards it. A failure raises the error start_error() maps from the
+        runtime's log for `command` (the container's argv[0]).
+
+        Prefer create + start to `run --detach`: a container that exits at once can be reaped
+        by the runtime itself before a subreaper waiting for it gets the chance (seen with
+        `true`), and its exit status is then lost.
+        """
+        args = ["create", "--pid-file", str(pid_file), "--bundle", str(bundle)]
+        if console_socket is not None:
+            args += ["--console-socket", str(console_socket)]
+        done = self.call(*args, container_id, log=log, check=False, new_session=True, **stdio)
+        if done.returncode != 0:
+            messages = log_messages(log)
+            text = messages[-1] if messages else f"{self.name} exited with {done.returncode}"
+            raise start_error(text, command)
+
+    def start(self, container_id: str) -> None:
+        self.call("start", container_id)
+
+    def kill(self, container_id: str, signal: int) -> None:
+        self.call("kill", container_id, str(signal))
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        self.call("delete", *(["--force"] if force else []), container_id)
+
+    def state(self, container_id: str) -> dict | None:
+        """The runtime's state of the container, or None when it does not know it."""
+        done = self.call("state", container_id, check=False)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    def list(self) -> list[dict]:
+        done = self.call("list", "--format", "json", check=False)
+        return json.loads(done.stdout or b"[]") if done.returncode == 0 else []
+
+
+def remove_cgroup_parents(relative: str, root: str = CGROUP_ROOT) -> None:
+    """rmdir the now-empty parents the runtime leaves behind (e.g. /lamina in each v1 controller).
+
+    Best effort: a parent still holding another container's cgroup stays.
+    """
+    parts = [p for p in relative.strip("/").split("/") if p][:-1]
+    bases = [root] + [e.path for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    for base in bases:
+        for depth in range(len(parts), 0, -1):
+            try:
+                os.rmdir(os.path.join(base, *parts[:depth]))
+            except OSError:
+                break
+
