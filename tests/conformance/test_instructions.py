@@ -13,8 +13,9 @@ import pytest
 from lamina.dockerfile.ast import Node
 from lamina.dockerfile.bflags import BFlags
 from lamina.dockerfile.instructions import (
-    FLAGS, Arg, Copy, From, Healthcheck, Run, handle_json_args, parse_device, parse_instruction,
+    FLAGS, Arg, Copy, From, Healthcheck, Run, handle_json_args, parse_instruction,
 )
+from lamina.dockerfile.values import parse_device
 from lamina.errors import DockerfileError
 from tests.conftest import CONFORMANCE
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from lamina.dockerfile.instructions import (
-    Add, ArgSpec, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, Label, Mount,
-    Onbuild, PortSpec, Run, Shell, Volume, parse_duration, parse_instruction, parse_mount,
-    parse_port_spec,
+    Add, ArgSpec, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, Label, Onbuild, Run,
+    Shell, Volume, parse_instruction,
 )
+from lamina.dockerfile.values import Mount, PortSpec, parse_duration, parse_mount, parse_port_spec
 from lamina.errors import DockerfileError
 
 parser = pytest.importorskip("lamina.dockerfile.parser")

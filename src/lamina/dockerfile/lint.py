@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import DockerfileError, LaminaError
 from ..image.reference import ImageReference
 from .ast import Node
-from .instructions import (Arg, Cmd, Entrypoint, Env, Expose, From, Healthcheck, Instruction,
+from .instructions import (Arg, Cmd, Entrypoint, Env, Expose, Healthcheck, Instruction,
                            Label, Maintainer, Shell, Workdir)
 from .stages import (PLATFORM_ARGS, RESERVED_STAGE_NAMES, Dockerfile, Stage, global_args,
                      load_dockerfile, resolve_from, walk_stage)
