@@ -26,9 +26,10 @@ from pathlib import Path
 import pytest
 
 from lamina.runtime import netns
+from lamina.runtime.netteardown import teardown_network
 from lamina.runtime.network import (
     IPAM_DIR, LOCALHOST_ENTRIES, NetworkAttachment, NetworkConfig, NetworkError, attach,
-    cleanup_stale, detach, teardown_network,
+    cleanup_stale, detach,
 )
 from lamina.runtime.ports import parse_publish, port_lines, publish_all
 
