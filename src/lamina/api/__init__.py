@@ -27,6 +27,8 @@ from .images import (
 _LAZY = {  # name -> submodule
     "save": "archive", "load": "archive", "LoadedImage": "archive",
     "import_image": "importer", "ImportedImage": "importer",
+    "bootstrap_busybox": "bootstrap", "bootstrap_debian": "bootstrap",
+    "BootstrappedImage": "bootstrap", "BootstrapError": "bootstrap",
 }
 
 __all__ = [

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "save": "save",
     "load": "load",
     "import": "import_",
+    "bootstrap": "bootstrap",
     "images": "images",
     "tag": "tag",
     "rmi": "rmi",
