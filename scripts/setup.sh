@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   crun containernetworking-plugins iptables iproute2 busybox-static mmdebstrap golang-github-containers-common
-  docker-registry skopeo umoci curl ca-certificates fuse-overlayfs uidmap
+  docker-registry skopeo umoci curl ca-certificates fuse-overlayfs uidmap apache2-utils
 )
 
 missing=()

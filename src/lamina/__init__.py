@@ -16,7 +16,8 @@ _LAZY = {  # name -> module that defines it
     "lint": "lamina.dockerfile.lint",
     **{name: "lamina.api" for name in (
         "images", "tag", "remove", "inspect", "history", "prune", "disk_usage", "check",
-        "save", "load", "import_image")},
+        "save", "load", "import_image", "pull", "push", "login", "logout", "run",
+        "list_containers", "bootstrap_busybox", "bootstrap_debian")},
 }
 
 __all__ = ["__version__", *_LAZY]

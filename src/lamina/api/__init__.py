@@ -29,6 +29,15 @@ _LAZY = {  # name -> submodule
     "import_image": "importer", "ImportedImage": "importer",
     "bootstrap_busybox": "bootstrap", "bootstrap_debian": "bootstrap",
     "BootstrappedImage": "bootstrap", "BootstrapError": "bootstrap",
+    **{name: "registry" for name in (
+        "pull", "pull_all_tags", "remote_tags", "push", "push_all_tags", "login", "logout",
+        "PullResult", "PushResult", "LoginResult", "LogoutResult", "LayerProgress")},
+    **{name: "containers" for name in (
+        "run", "create_container", "start_container", "stop_container", "restart_container",
+        "kill_container", "remove_container", "wait_container", "list_containers",
+        "get_container", "container_logs", "container_port", "exec_run", "inspect_container",
+        "prune_containers", "Container", "ContainerPruneReport", "ImageNotLocalError",
+        "NoSuchContainerError", "ContainerConflictError")},
 }
 
 __all__ = [

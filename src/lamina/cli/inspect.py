@@ -28,6 +28,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             found.append(api.inspect(name, store=store))
         except LaminaError as err:
+            if isinstance(err, api.NoSuchImageError):  # perhaps a container of that name
+                from ..api.containers import inspect_container
+                try:
+                    found.append(inspect_container(name, store=store))
+                    continue
+                except LaminaError:
+                    pass
             print(f"lamina: {err}", file=sys.stderr)
             status = 1
     if template is not None:

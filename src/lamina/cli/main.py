@@ -26,6 +26,23 @@ COMMANDS: dict[str, str] = {
     "history": "history",
     "image": "image",
     "system": "system",
+    "pull": "pull",
+    "push": "push",
+    "login": "login",
+    "logout": "logout",
+    "run": "run",
+    "create": "create",
+    "start": "start",
+    "ps": "ps",
+    "logs": "logs",
+    "stop": "stop",
+    "restart": "restart",
+    "kill": "kill",
+    "rm": "rm",
+    "wait": "wait",
+    "port": "port",
+    "exec": "exec_",
+    "container": "container",
 }
 
 

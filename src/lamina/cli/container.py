@@ -1,0 +1,97 @@
+"""``lamina container COMMAND``: the container commands in Docker's ``container`` group.
+
+The top-level commands are here under their group names (``container ls`` is ``ps``,
+``container rm`` is ``rm``); ``inspect`` here looks at containers only, and ``prune`` lives
+only here, as in Docker.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+HELP = "Manage containers"
+
+# group subcommand -> (module under lamina.cli, aliases)
+REUSED: dict[str, tuple[str, list[str]]] = {
+    "create": ("create", []), "exec": ("exec_", []), "kill": ("kill", []),
+    "logs": ("logs", []), "ls": ("ps", ["ps", "list"]), "port": ("port", []),
+    "restart": ("restart", []), "rm": ("rm", ["remove"]), "run": ("run", []),
+    "start": ("start", []), "stop": ("stop", []), "wait": ("wait", []),
+}
+PRUNE_HELP = "Remove all stopped containers"
+INSPECT_HELP = "Display detailed information on one or more containers"
+PRUNE_WARNING = "WARNING! This will remove all stopped containers."
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
+    for name, (module_name, aliases) in REUSED.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        cmd = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
+        module.register(cmd)
+        cmd.set_defaults(_container_run=module.run)
+    cmd = sub.add_parser("inspect", help=INSPECT_HELP, description=INSPECT_HELP)
+    cmd.add_argument("-f", "--format", metavar="TEMPLATE",
+                     help="a Go template over each container's JSON, e.g. '{{.State.Status}}'")
+    cmd.add_argument("containers", nargs="+", metavar="CONTAINER")
+    cmd.set_defaults(_container_run=run_inspect)
+    cmd = sub.add_parser("prune", help=PRUNE_HELP, description=PRUNE_HELP)
+    cmd.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    cmd.set_defaults(_container_run=run_prune)
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._container_run(args)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from ..api import containers as api
+    from ..errors import LaminaError
+    from .template import Template
+
+    template = Template(args.format) if args.format else None
+    found, status = [], 0
+    for ref in args.containers:   # like docker: print what is found, report the rest, exit 1
+        try:
+            found.append(api.inspect_container(ref))
+        except LaminaError as err:
+            print(f"lamina: {err}", file=sys.stderr)
+            status = 1
+    if template is not None:
+        for obj in found:
+            print(template.render(obj))
+    else:
+        print(json.dumps(found, indent=4, ensure_ascii=False))
+    return status
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from ..api import containers as api
+    from .format import human_size
+
+    if not args.force and not _confirmed():
+        return 0
+    report = api.prune_containers()
+    if report.removed:
+        print("Deleted Containers:")
+        for container_id in report.removed:
+            print(container_id)
+        print()
+    print(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")
+    return 0
+
+
+def _confirmed() -> bool:
+    """Ask as docker does; without a terminal to ask on, refuse rather than guess."""
+    from ..errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError("container prune asks for confirmation, but stdin is not a terminal",
+                         hint="add -f (--force) to prune without asking")
+    try:
+        answer = input(f"{PRUNE_WARNING}\nAre you sure you want to continue? [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")

@@ -1,0 +1,21 @@
+"""``lamina restart [-t N] CONTAINER...``: stop (as ``stop``) then start containers. The
+container keeps the files it changed."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "Restart one or more containers"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="timeout", metavar="SECONDS",
+                   help="seconds to wait for it to stop before killing it (default 10)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import containers as api
+    from .stop import for_each
+
+    return for_each(args.containers,
+                    lambda ref: api.restart_container(ref, timeout=args.timeout))

@@ -1,0 +1,23 @@
+"""``lamina rm [-f] [-v] CONTAINER...``: remove containers, their files, and the hold they
+had on their image."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "Remove one or more containers"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true",
+                   help="kill and remove a running container")
+    p.add_argument("-v", "--volumes", action="store_true",
+                   help="accepted for docker's sake: lamina containers have no anonymous "
+                        "volumes yet")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import containers as api
+    from .stop import for_each
+
+    return for_each(args.containers, lambda ref: api.remove_container(ref, force=args.force))

@@ -1,0 +1,480 @@
+"""Containers on disk: one directory per container, its state record, its log, and its lock.
+
+    <root>/containers/<id>/
+      state.json     the record (``Container``); every change replaces it whole (temp + rename)
+      monitor.lock   held (flock, exclusive) by the process supervising the container while it
+                     runs: its monitor when detached, the ``lamina run`` itself in the
+                     foreground. The kernel drops the lock when that process dies, even by
+                     SIGKILL, so a "running" record whose lock is free has lost its supervisor;
+                     ``sweep`` cleans up after it. The supervisor writes the exit code into the
+                     file before letting go, for a ``wait`` on a --rm container that is gone.
+      log            the container's output, as Docker's json-file driver writes it: one
+                     ``{"log": "line\\n", "stream": "stdout", "time": "<RFC 3339 ns>"}`` a line
+      upper/ work/ merged/ bundle/ hosts ...   one run's directories (runtime/run.py)
+      layers/<n>     the upper directories of earlier runs, stacked under the next run's
+                     (``run_lowers``), so a restarted container keeps its file changes
+
+Names are unique: a record is created under ``containers/.lock``, which also serialises every
+read-modify-write of a record. state.json is not fsync'ed: a record matters only while its
+processes live, and atomic replacement is enough for those to survive a ``kill -9``.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import LaminaError
+from .errors import ContainerError
+from .options import RunOptions
+from .ports import PortMapping
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+ROOT_PREFIX = "container-"          # the GC root that keeps a container's image
+EXIT_UNKNOWN = 255                  # the code of a container whose supervisor died with it
+
+
+class NoSuchContainerError(LaminaError):
+    """Docker's ``No such container: NAME``; exit status 1, as docker's."""
+
+    exit_code = 1
+
+
+class ContainerConflictError(LaminaError):
+    """An ambiguous ID prefix, a container in the wrong state for what was asked."""
+
+    exit_code = 1
+
+
+def now() -> str:
+    """The current time in RFC 3339 with nanoseconds, UTC, as Docker records times."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container's record. Values never change; ``ContainerStore.update`` writes a new one."""
+
+    id: str                             # 64 hex digits
+    name: str
+    image: str                          # the image as the user named it
+    image_id: str                       # its config digest
+    image_digest: str                   # its manifest digest, which the GC root names
+    created: str                        # RFC 3339
+    argv: tuple[str, ...]               # ENTRYPOINT + CMD as resolved at create
+    image_config: dict[str, Any]        # the image config's "config" (Docker's keys)
+    options: dict[str, Any]             # the RunOptions, as JSON
+    publish: tuple[dict[str, Any], ...] = ()    # requested -p/-P mappings (PortMapping JSON)
+    extra_hosts: tuple[str, ...] = ()   # --add-host as "name:ip" (ip may be host-gateway)
+    stop_signal: str = ""               # --stop-signal; empty: the image's, else SIGTERM
+    lowers: tuple[str, ...] | None = None   # the image's snapshots, topmost first; None
+                                            # until the image is unpacked
+    status: str = "created"             # created | running | exited
+    pid: int = 0                        # the container's init, while it runs
+    exit_code: int = 0
+    error: str = ""                     # why it could not start, or why it stopped
+    started: str = ""
+    finished: str = ""
+    network: dict[str, Any] | None = None   # the NetworkAttachment while it runs
+    runs: int = 0                       # how many times it was started
+
+    @property
+    def run_options(self) -> RunOptions:
+        return RunOptions(**self.options)
+
+    @property
+    def ports(self) -> tuple[PortMapping, ...]:
+        """The published ports with their host ports, while it runs."""
+        return tuple(PortMapping.from_json(p) for p in (self.network or {}).get("ports", ()))
+
+    @property
+    def signal_to_stop(self) -> int:
+        return parse_signal(self.stop_signal or self.image_config.get("StopSignal") or "TERM")
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Container":
+        data = json.loads(raw)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) and "tuple" in str(known[k].type) else v
+                  for k, v in data.items() if k in known}
+        return cls(**values)
+
+
+def parse_signal(text: str | int) -> int:
+    """A signal by name (``TERM``, ``SIGTERM``, ``sigkill``) or number (``9``)."""
+    value = str(text).strip().upper()
+    if value.isdigit():
+        number = int(value)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        with contextlib.suppress(KeyError):
+            return int(signal.Signals["SIG" + value.removeprefix("SIG")])
+    raise ContainerError(f"invalid signal: {text}", hint="use a name such as TERM or a number")
+
+
+def parse_extra_host(spec: str) -> tuple[str, str]:
+    """``--add-host name:ip`` (or ``name=ip``) as (name, ip); ip may be ``host-gateway``."""
+    import ipaddress
+
+    sep = "=" if "=" in spec else ":"
+    name, _, ip = spec.partition(sep)
+    if not name or not ip:
+        raise ContainerError(f'bad format for add-host: "{spec}"', hint="use NAME:IP")
+    if ip != "host-gateway":
+        try:
+            ip = str(ipaddress.ip_address(ip.strip("[]")))
+        except ValueError:
+            raise ContainerError(f'invalid IP address in add-host: "{ip}"') from None
+    return name, ip
+
+
+# --- names ------------------------------------------------------------------------------------
+
+_ADJECTIVES = ("agile amber bold brave bright calm cheerful clever cosmic crisp daring eager "
+               "fancy gentle golden happy humble jolly keen lively lucid merry mellow nimble "
+               "patient proud quiet rapid serene sharp silent smooth steady swift tender "
+               "vivid warm wise witty zesty").split()
+_NOUNS = ("acorn aspen badger beacon birch canyon cedar comet cypress delta dune ember falcon "
+          "fern fjord glacier harbor heron island juniper kestrel lagoon lantern lynx maple "
+          "meadow mesa nebula orchid otter pebble pine quartz raven reef sparrow spruce "
+          "summit tundra walnut willow").split()
+
+
+def random_name() -> str:
+    """A name for a container started without --name: ``adjective_noun``, like Docker's."""
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+
+
+# --- the store of records ---------------------------------------------------------------------
+
+class ContainerStore:
+    """The containers under one state root."""
+
+    def __init__(self, root: Path, store: "Store | None" = None) -> None:
+        self.root = Path(root)
+        self.dir = self.root / "containers"
+        self._store = store
+
+    @property
+    def store(self) -> "Store":
+        """The image store, opened on first use (only removals need it, for the GC root)."""
+        if self._store is None:
+            from ..store import Store
+            self._store = Store.open(self.root)
+        return self._store
+
+    def path(self, container_id: str) -> Path:
+        return self.dir / container_id
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _write(self, container: Container) -> None:
+        target = self.path(container.id) / "state.json"
+        partial = target.with_name(".state.json.tmp")
+        partial.write_bytes(container.to_json())
+        os.replace(partial, target)
+
+    def load(self, container_id: str) -> Container | None:
+        try:
+            return Container.from_json((self.path(container_id) / "state.json").read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def list(self) -> list[Container]:
+        """Every container, the newest first (as ``docker ps`` lists them)."""
+        try:
+            ids = [e.name for e in os.scandir(self.dir) if e.is_dir() and len(e.name) == 64]
+        except FileNotFoundError:
+            return []
+        found = [c for c in map(self.load, ids) if c is not None]
+        return sorted(found, key=lambda c: c.created, reverse=True)
+
+    def create(self, container: Container) -> Container:
+        """Record a new container; its name (``random_name()`` when empty) must be free."""
+        with self._locked():
+            taken = {c.name: c.id for c in self.list()}
+            name = container.name
+            if not name:
+                name = random_name()
+                while name in taken:
+                    name = f"{random_name()}{secrets.randbelow(100)}"
+            elif name in taken:     # docker run and create exit 125 for it
+                raise ContainerError(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{taken[name]}". You have to remove (or rename) that container to be able '
+                    "to reuse that name.")
+            container = dataclasses.replace(container, name=name)
+            self.path(container.id).mkdir()
+            self._write(container)
+        return container
+
+    def update(self, container_id: str, **changes: Any) -> Container:
+        with self._locked():
+            current = self.load(container_id)
+            if current is None:
+                raise NoSuchContainerError(f"No such container: {container_id}")
+            updated = dataclasses.replace(current, **changes)
+            self._write(updated)
+        return updated
+
+    def get(self, ref: str) -> Container:
+        """Find a container as Docker does: its full ID, its name, then a unique ID prefix."""
+        ref = ref.removeprefix("/")
+        if len(ref) == 64 and (found := self.load(ref)) is not None:
+            return found
+        containers = self.list()
+        for c in containers:
+            if c.name == ref:
+                return c
+        matches = [c for c in containers if ref and c.id.startswith(ref)]
+        if len(matches) > 1:
+            raise ContainerConflictError(f"multiple IDs found with provided prefix: {ref}")
+        if not matches:
+            raise NoSuchContainerError(f"No such container: {ref}",
+                                       hint="`lamina ps -a` lists the containers")
+        return matches[0]
+
+    def delete(self, container: Container) -> None:
+        """Remove the container's directory and the GC root that keeps its image."""
+        cdir = self.path(container.id)
+        if os.path.ismount(cdir / "merged"):   # never walk into a mounted root file system
+            raise ContainerError(f"{cdir / 'merged'} is still mounted; not removing {cdir}")
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(cdir)
+        self.store.roots.remove(ROOT_PREFIX + container.id)
+
+    # --- supervision --------------------------------------------------------------------------
+
+    def lock(self, container_id: str, timeout: float = 0.0) -> int | None:
+        """Take the container's monitor lock, trying for up to ``timeout`` seconds; its fd, or
+        None when another process holds it (or the container is gone)."""
+        try:
+            fd = os.open(self.path(container_id) / "monitor.lock",
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.01)
+
+    def supervised(self, container_id: str) -> bool:
+        """Whether a live process holds the container's lock (it runs, or is starting)."""
+        fd = self.lock(container_id)
+        if fd is None:
+            return self.path(container_id).exists()
+        os.close(fd)
+        return False
+
+    def wait(self, container_id: str, timeout: float | None = None) -> int | None:
+        """Block until nothing supervises the container; its exit code, None on timeout."""
+        try:
+            fd = os.open(self.path(container_id) / "monitor.lock",
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            return EXIT_UNKNOWN         # removed before we could look
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | (0 if deadline is None else fcntl.LOCK_NB))
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return None
+                    time.sleep(0.02)
+            written = os.pread(fd, 16, 0).strip()
+        finally:
+            os.close(fd)
+        record = self.load(container_id)
+        if record is not None and record.status == "running":    # its supervisor died
+            self.sweep()
+            record = self.load(container_id)
+        if record is not None:
+            return record.exit_code
+        return int(written) if written.isdigit() else EXIT_UNKNOWN     # gone with --rm
+
+    # --- clean-up after dead supervisors ------------------------------------------------------
+
+    def sweep(self) -> list[str]:
+        """Clean up after supervisors that died (``kill -9`` of lamina or of a monitor).
+
+        A "running" container whose lock is free is killed if it still runs, unmounted,
+        deleted from the OCI runtime and recorded as exited (137 when it had to be killed,
+        255 when it was gone); its network is released, and with --rm it is removed. The lock
+        of each container cleaned is held meanwhile, so nobody starts it under our feet.
+        Returns the IDs of the containers cleaned up.
+        """
+        networks = {p.stem for p in (self.root / "networks").glob("*.json")}
+        held: dict[str, int] = {}
+        cleaned = []
+        try:
+            for c in self.list():
+                fd = self.lock(c.id)
+                if fd is None:
+                    continue
+                held[c.id] = fd
+                if c.status == "running" or self._has_leftovers(c):
+                    self._clean_up(c)
+                    cleaned.append(c.id)
+            # A network whose container is gone, or whose container nobody supervises, is stale.
+            dead = {n for n in networks if n in held or not self.path(n).exists()}
+            if dead:
+                from .network import cleanup_stale
+                cleanup_stale(self.root, live_container_ids=networks - dead)
+            for cid in cleaned:
+                c = self.load(cid)
+                if c is not None and c.run_options.remove:
+                    self.delete(c)
+        finally:
+            for fd in held.values():
+                os.close(fd)
+        return cleaned
+
+    def _has_leftovers(self, c: Container) -> bool:
+        """What a supervisor killed while it set the container up may have left."""
+        from .crun import STATE_ROOT
+        return (os.path.ismount(self.path(c.id) / "merged")
+                or any((STATE_ROOT / rt / c.id).exists() for rt in ("crun", "runc")))
+
+    def _clean_up(self, c: Container) -> None:
+        from .crun import Runtime, remove_cgroup_parents
+        from .rootfs import unmount
+
+        runtime = Runtime()
+        state = runtime.state(c.id)
+        killed = state is not None and state.get("status") != "stopped"
+        if state is not None:
+            with contextlib.suppress(ContainerError):
+                runtime.delete(c.id, force=True)        # kills what still runs
+        unmount(self.path(c.id) / "merged")
+        remove_cgroup_parents(f"/lamina/{c.id}")
+        if c.status == "running":
+            self.update(c.id, status="exited", exit_code=137 if killed else EXIT_UNKNOWN,
+                        finished=now(), pid=0, network=None,
+                        error="its supervising lamina process died")
+
+
+# --- a container's directories for one run ----------------------------------------------------
+
+def run_lowers(cdir: Path, image_lowers: tuple[str, ...]) -> list[Path]:
+    """Make ``cdir`` ready for another run; the lower directories for it, topmost first.
+
+    run.py makes a fresh upper directory for every run. To keep the changes of earlier runs,
+    as Docker does across a restart, the last run's upper directory moves to layers/<n> and
+    stacks over the image's layers: overlayfs reads its whiteouts and opaque directories in a
+    lower directory as it did in the upper one.
+    """
+    layers = cdir / "layers"
+    if (cdir / "upper").exists():
+        layers.mkdir(exist_ok=True)
+        os.replace(cdir / "upper", layers / str(len(os.listdir(layers))))
+    for name in ("work", "merged", "bundle", "empty"):
+        path = cdir / name
+        if os.path.ismount(path):
+            raise ContainerError(f"{path} is still mounted", hint="run `lamina ps` to clean up")
+        shutil.rmtree(path, ignore_errors=True)
+    earlier = sorted(layers.iterdir(), key=lambda p: int(p.name), reverse=True) \
+        if layers.exists() else []
+    return earlier + [Path(p) for p in image_lowers]
+
+
+# --- the log ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LogEntry:
+    stream: str     # stdout | stderr
+    time: str       # RFC 3339 with nanoseconds
+    text: str       # one line, with its newline (the last may lack it)
+
+
+class LogWriter:
+    """Appends a container's output to its log, one JSON object per line, as json-file does.
+
+    Output is cut into lines; a line longer than ``MAX_LINE`` is cut into entries of that size
+    (Docker's 16 KiB). What is left without a newline at the end is written by ``close``.
+    """
+
+    MAX_LINE = 16 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "ab", buffering=0)
+        self._pending: dict[str, bytes] = collections.defaultdict(bytes)
+
+    def write(self, stream: str, data: bytes) -> None:
+        buffer = self._pending[stream] + data
+        while True:
+            cut = buffer.find(b"\n") + 1 or (len(buffer) >= self.MAX_LINE and self.MAX_LINE)
+            if not cut:
+                break
+            self._entry(stream, buffer[:cut])
+            buffer = buffer[cut:]
+        self._pending[stream] = buffer
+
+    def _entry(self, stream: str, line: bytes) -> None:
+        entry = {"log": line.decode(errors="replace"), "stream": stream, "time": now()}
+        self._file.write(json.dumps(entry).encode() + b"\n")   # one write: readers see lines
+
+    def close(self) -> None:
+        for stream, rest in self._pending.items():
+            if rest:
+                self._entry(stream, rest)
+        self._file.close()
+
+
+def read_log(path: Path, *, tail: int | None = None, offset: int = 0
+             ) -> tuple[list[LogEntry], int]:
+    """The entries of a log from byte ``offset`` (the last ``tail`` of them), and the offset
+    after the last complete line, where a follower reads on."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            # One more than asked for: the last line may be a partial one, read next time.
+            lines = list(collections.deque(f, maxlen=tail + 1) if tail is not None else f)
+            end = f.tell()
+    except FileNotFoundError:
+        return [], offset
+    if lines and not lines[-1].endswith(b"\n"):
+        end -= len(lines.pop())
+    if tail is not None:
+        lines = lines[max(0, len(lines) - tail):] if tail else []
+    entries = []
+    for line in lines:
+        try:
+            obj = json.loads(line)
+            entries.append(LogEntry(obj["stream"], obj["time"], obj["log"]))
+        except (ValueError, KeyError):
+            continue
+    return entries, end
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
