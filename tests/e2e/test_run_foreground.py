@@ -9,6 +9,8 @@ import select
 import subprocess
 import time
 
+import socket
+
 import pytest
 
 from tests.e2e.test_run_helpers import (  # noqa: F401  (fixtures)
@@ -44,13 +46,18 @@ def test_lamina_failures_exit_125(lamina):
     assert bad_port.returncode == 125 and "Invalid containerPort: http" in bad_port.stderr
 
 
-def test_missing_image_says_so_and_how_to_get_one(lamina):
-    out = lamina("run", "--rm", "nosuch/image", "true")
+def test_missing_image_is_pulled_first_and_a_failed_pull_says_why(lamina):
+    # A registry on 127.0.0.1 that is not there: the pull is tried, and fails clearly.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    name = f"127.0.0.1:{port}/nosuch/image"
+    out = lamina("run", "--rm", name, "true")
     assert out.returncode == 125
     lines = out.stderr.splitlines()
-    assert lines[0] == "Unable to find image 'nosuch/image:latest' locally"
-    assert "pulling images is not available yet" in lines[1]
-    assert "lamina load" in out.stderr and "lamina import" in out.stderr
+    assert lines[0] == f"Unable to find image '{name}:latest' locally"
+    assert f"cannot reach 127.0.0.1:{port}" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("changes, args, expected", [

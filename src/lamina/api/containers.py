@@ -47,12 +47,13 @@ DEFAULT_STOP_TIMEOUT = 10       # seconds, as Docker's
 
 
 class ImageNotLocalError(LaminaError):
-    """The image is not in the store, and lamina cannot pull it yet."""
+    """The image is not in the store (the CLI pulls it first; the API leaves that to the caller,
+    as Docker's API does)."""
 
     def __init__(self, reference: str) -> None:
-        super().__init__("pulling images is not available yet",
-                         hint="load the image with `lamina load`, or make one from a root file "
-                              "system tarball with `lamina import`")
+        super().__init__(f"No such image: {reference}",
+                         hint=f"pull it with `lamina pull {reference}`, or `lamina load`, "
+                              "`lamina import` or `lamina bootstrap` one")
         self.reference = reference     # as Docker shows it: busybox:latest
 
 

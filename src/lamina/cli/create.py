@@ -3,7 +3,6 @@ ID. The options are ``run``'s (run.py)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "Create a new container"
 
@@ -17,13 +16,11 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
     from .common import open_store
-    from .run import create_arguments, run_options
+    from .run import create_arguments, pull_if_missing, run_options
 
-    try:
-        container = api.create_container(args.image, options=run_options(args),
-                                         store=open_store(args), **create_arguments(args))
-    except api.ImageNotLocalError as err:
-        print(f"Unable to find image '{err.reference}' locally", file=sys.stderr)
-        raise
+    store = open_store(args)
+    pull_if_missing(args.image, store, args)
+    container = api.create_container(args.image, options=run_options(args), store=store,
+                                     **create_arguments(args))
     print(container.id)
     return 0

@@ -29,7 +29,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api.registry import pull, remote_tags
+    from ..api.registry import remote_tags
     from ..image.reference import ImageReference
     from .common import open_store
 
@@ -42,18 +42,27 @@ def run(args: argparse.Namespace) -> int:
             print("Using default tag: latest")
         names = [args.name]
     for name in names:
-        wanted = ImageReference.parse(name).with_default_tag()
-        display = None if args.quiet else LayerDisplay(sys.stdout)
-        if display is not None:
-            print(f"{wanted.digest or wanted.tag}: Pulling from {wanted.path}", flush=True)
-        result = pull(name, platform=args.platform, store=store,
-                      progress=display.update if display else None)
-        if display is not None:
-            status = "Image is up to date" if result.up_to_date else "Downloaded newer image"
-            print(f"Digest: {result.digest}")
-            print(f"Status: {status} for {result.name}")
-        print(result.reference)
+        pull_one(name, store=store, platform=args.platform, out=sys.stdout, quiet=args.quiet)
     return 0
+
+
+def pull_one(name: str, *, store, platform: str | None, out: TextIO, quiet: bool) -> None:
+    """Pull one image and print it as ``docker pull`` does (``run`` uses it for a missing
+    image, printing to stderr as ``docker run`` does)."""
+    from ..api.registry import pull
+    from ..image.reference import ImageReference
+
+    wanted = ImageReference.parse(name).with_default_tag()
+    display = None if quiet else LayerDisplay(out)
+    if display is not None:
+        print(f"{wanted.digest or wanted.tag}: Pulling from {wanted.path}", file=out, flush=True)
+    result = pull(name, platform=platform, store=store,
+                  progress=display.update if display else None)
+    if display is not None:
+        status = "Image is up to date" if result.up_to_date else "Downloaded newer image"
+        print(f"Digest: {result.digest}", file=out)
+        print(f"Status: {status} for {result.name}", file=out)
+    print(result.reference, file=out, flush=True)
 
 
 class LayerDisplay:

@@ -80,17 +80,31 @@ def run(args: argparse.Namespace) -> int:
 
     options = run_options(args)
     store = open_store(args)
-    try:
-        if not args.detach:
-            return api.run(args.image, options=options, store=store, **create_arguments(args))
-        container = api.create_container(args.image, options=options, store=store,
-                                         **create_arguments(args))
-        api.start_container(container.id, store=store)
-    except api.ImageNotLocalError as err:
-        print(f"Unable to find image '{err.reference}' locally", file=sys.stderr)
-        raise
+    pull_if_missing(args.image, store, args)
+    if not args.detach:
+        return api.run(args.image, options=options, store=store, **create_arguments(args))
+    container = api.create_container(args.image, options=options, store=store,
+                                     **create_arguments(args))
+    api.start_container(container.id, store=store)
     print(container.id)
     return 0
+
+
+def pull_if_missing(image: str, store: Any, args: argparse.Namespace) -> None:
+    """As ``docker run`` and ``create`` do: an image not in the store is pulled first."""
+    from ..store.layout import ImageNotFoundError
+    from .pull import pull_one
+
+    try:
+        store.image(image)
+    except ImageNotFoundError:
+        shown = image
+        if not image.startswith("sha256:"):
+            from ..image.reference import ImageReference
+            shown = ImageReference.parse(image).with_default_tag().familiar()
+        print(f"Unable to find image '{shown}' locally", file=sys.stderr, flush=True)
+        pull_one(image, store=store, platform=getattr(args, "platform", None), out=sys.stderr,
+                 quiet=False)
 
 
 def create_arguments(args: argparse.Namespace) -> dict[str, Any]:
