@@ -15,7 +15,7 @@ _LAZY = {  # name -> module that defines it
     "LaminaError": "lamina.errors",
     "lint": "lamina.dockerfile.lint",
     **{name: "lamina.api" for name in (
-        "images", "tag", "remove", "inspect", "history", "prune", "disk_usage", "check",
+        "build", "images", "tag", "remove", "inspect", "history", "prune", "disk_usage", "check",
         "save", "load", "import_image", "pull", "push", "login", "logout", "run",
         "list_containers", "bootstrap_busybox", "bootstrap_debian")},
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .build import build
 from .check import CheckReport, Problem, check
 from .images import (
     DiskUsage, HistoryRow, ImageConflictError, ImageSummary, NoSuchImageError, PruneReport,
@@ -27,6 +28,7 @@ from .images import (
 _LAZY = {  # name -> submodule
     "save": "archive", "load": "archive", "LoadedImage": "archive",
     "import_image": "importer", "ImportedImage": "importer",
+    "BuildError": "build", "BuildResult": "build", "StepReport": "build",
     "bootstrap_busybox": "bootstrap", "bootstrap_debian": "bootstrap",
     "BootstrappedImage": "bootstrap", "BootstrapError": "bootstrap",
     **{name: "registry" for name in (
@@ -41,7 +43,7 @@ _LAZY = {  # name -> submodule
 }
 
 __all__ = [
-    "CheckReport", "DiskUsage", "HistoryRow", "ImageConflictError", "ImageSummary",
+    "build", "CheckReport", "DiskUsage", "HistoryRow", "ImageConflictError", "ImageSummary",
     "NoSuchImageError", "Problem", "PruneReport", "RemovalEvent", "UsageRow", "check",
     "disk_usage", "history", "images", "inspect", "prune", "remove", "tag", *_LAZY,
 ]

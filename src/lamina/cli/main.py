@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "history": "history",
     "image": "image",
     "system": "system",
+    "build": "build",
     "pull": "pull",
     "push": "push",
     "login": "login",

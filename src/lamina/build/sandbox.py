@@ -1,0 +1,200 @@
+"""RUN's container: a command over the parent's snapshots, its changes kept in an upper dir.
+
+``run_step_container`` runs one RUN through the runtime (``run_container``, crun) in a
+network of its own (``bridge`` by default, so ``apt-get install`` reaches the internet through
+masquerade; ``host`` or ``none`` on request), with the step's extra mounts, and leaves the
+container's upper dir behind for the caller to turn into a layer.
+
+The container's output is captured: the runtime writes it to descriptors 1 and 2, so these
+are pointed at a pipe for the duration of the step (a build runs one container at a time)
+and a thread hands the bytes to the progress display, keeping the last lines for an error.
+
+What the mounts leave behind is removed from the upper dir before it becomes a layer: the
+runtime creates missing mount points (``/etc/hosts``, a cache mount's target, ``/proc`` in an
+image that has none) as empty files and directories in it, and Docker's layers hold none.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LaminaError
+
+# Mount points the runtime may create in the root file system (its own mounts and the /etc
+# files bound over); removed from the upper dir when they are empty and were not there before.
+RUNTIME_MOUNT_POINTS = ("etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev")
+TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host directory (or file's directory) mounted into the step's container."""
+
+    source: Path
+    target: str               # absolute, in the container
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerRequest:
+    argv: tuple[str, ...]
+    env: tuple[str, ...]              # K=V, the whole environment of the command
+    workdir: str
+    user: str | None
+    network: str                      # bridge, host, none
+    binds: tuple[Bind, ...] = ()
+    tmpfs: tuple[str, ...] = ()       # RunOptions.tmpfs specs
+
+
+@dataclass(frozen=True)
+class ContainerResult:
+    exit_code: int
+    container_dir: Path               # remove it once the upper dir is used
+    upper: Path
+    tail: tuple[str, ...]             # the last lines of output
+
+
+def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path],
+                       request: ContainerRequest,
+                       on_output: Callable[[bytes], None]) -> ContainerResult:
+    """Run ``request`` over ``lowers`` (topmost first); the upper dir stays in the result.
+
+    The container's directory is made in ``state_dir``; ``state_root`` keeps the network
+    records (as for ``lamina run``).
+
+    On an error before the command ran (network, runtime), nothing stays behind.
+    """
+    from ..runtime import RunOptions, run_container
+    from ..runtime.network import attach, detach
+
+    container_id = secrets.token_hex(16)
+    cdir = state_dir / container_id
+    for bind in request.binds:
+        if ":" in str(bind.source) or ":" in bind.target:
+            raise LaminaError(f"cannot mount {bind.target}: ':' in a mount path is not "
+                              "supported", hint="use a path without ':'")
+    options = RunOptions(
+        command=request.argv, env=(), workdir=request.workdir, user=request.user,
+        network_mode=request.network, tmpfs=request.tmpfs,
+        binds=tuple(f"{b.source}:{b.target}:{'ro' if b.read_only else 'rw'}"
+                    for b in request.binds))
+    image_config = {"Env": list(request.env), "WorkingDir": request.workdir,
+                    "User": request.user or ""}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    network = attach(container_id, mode=request.network, state_root=state_root)
+    try:
+        with _captured_output(on_output) as tail:
+            code = run_container(state_dir=state_dir, lowers=lowers, image_config=image_config,
+                                 options=options, network=network)
+    except BaseException:
+        shutil.rmtree(cdir, ignore_errors=True)
+        raise
+    finally:
+        detach(network, state_root=state_root)
+    upper = cdir / "upper"
+    remove_mount_points(upper, lowers, [*RUNTIME_MOUNT_POINTS,
+                                        *(b.target for b in request.binds),
+                                        *(t.partition(":")[0] for t in request.tmpfs)])
+    return ContainerResult(code, cdir, upper, tuple(tail))
+
+
+@contextlib.contextmanager
+def _captured_output(on_output: Callable[[bytes], None]) -> Iterator[collections.deque[str]]:
+    """Point descriptors 1 and 2 at a pipe while the block runs; its bytes go to
+    ``on_output``. Yields the last lines, complete once the block has ended."""
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    partial = bytearray()
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+
+    def pump() -> None:
+        while data := os.read(read_fd, 65536):
+            on_output(data)
+            partial.extend(data)
+            *lines, rest = bytes(partial).split(b"\n")
+            tail.extend(line.rstrip(b"\r").decode("utf-8", "replace") for line in lines)
+            partial[:] = rest
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    reader = threading.Thread(target=pump, name="run-output", daemon=True)
+    reader.start()
+    try:
+        os.dup2(write_fd, 1)
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        yield tail
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(write_fd)
+        # Every writer is gone once the container has exited: the pipe ends now. A process
+        # that escaped and kept the pipe open must not hang the build.
+        reader.join(timeout=5)
+        os.close(read_fd)
+        if partial:
+            tail.append(bytes(partial).decode("utf-8", "replace"))
+
+
+def remove_mount_points(upper: Path, lowers: Sequence[Path], targets: Sequence[str]) -> None:
+    """Remove mount points the runtime created in ``upper`` (absolute or relative targets).
+
+    A target goes when it is an empty file or directory the lower layers do not have; then
+    its parents, while they are empty and either new or a plain copy of the lower directory
+    (same mode and owner: copied up only to hold the mount point).
+    """
+    for target in targets:
+        rel = target.strip("/")
+        while rel:
+            path = upper / rel
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            below = _lower_stat(lowers, rel)
+            if stat.S_ISDIR(st.st_mode):
+                if os.listdir(path) or _is_opaque(path):
+                    break
+                if below is not None and (not stat.S_ISDIR(below.st_mode) or (
+                        below.st_mode, below.st_uid, below.st_gid) !=
+                        (st.st_mode, st.st_uid, st.st_gid)):
+                    break
+                os.rmdir(path)
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0 and below is None:
+                os.unlink(path)
+            else:
+                break
+            rel = rel.rpartition("/")[0]
+
+
+def _lower_stat(lowers: Sequence[Path], rel: str) -> os.stat_result | None:
+    """What the lower layers have at ``rel`` (the topmost one that has it); None if nothing
+    or a deletion."""
+    from ..layer.whiteout import is_whiteout
+
+    for lower in lowers:
+        try:
+            st = os.lstat(lower / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return None if is_whiteout(st) else st
+    return None
+
+
+def _is_opaque(path: Path) -> bool:
+    from ..layer.whiteout import is_opaque
+
+    return is_opaque(str(path))

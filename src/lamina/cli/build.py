@@ -1,0 +1,126 @@
+"""``lamina build``: a Dockerfile and its context become an image (``docker build``)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "Build an image from a Dockerfile"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="PATH|-",
+                   help="the build context folder; a Dockerfile (its folder is the context); "
+                        "or - to read a Dockerfile, or a tar archive of the context, from "
+                        "standard input")
+    p.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]",
+                   help="name the image (repeatable)")
+    p.add_argument("-f", "--file", metavar="FILE",
+                   help="the Dockerfile (default: PATH/Dockerfile; - reads standard input)")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a build argument (KEY alone takes $KEY); repeatable")
+    p.add_argument("--target", metavar="STAGE", help="build this stage and what it needs")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run every step, without using the build cache")
+    p.add_argument("--pull", action="store_true",
+                   help="pull the base images even when the store has them (a missing one "
+                        "is always pulled)")
+    p.add_argument("--progress", choices=("auto", "plain", "tty", "quiet"), default="auto",
+                   help="how to show progress: plain for logs (default: auto)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the image ID")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="add a label to the image (repeatable)")
+    p.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
+    p.add_argument("--platform", metavar="OS/ARCH",
+                   help="the platform to build for (this machine's only)")
+    p.add_argument("--network", choices=("default", "host", "none"), default="default",
+                   help="the network of RUN steps (default: a bridge with outbound access)")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
+                   help="a secret for RUN --mount=type=secret (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api.build import build, is_archive
+    from ..build.progress import make_progress
+    from .common import open_store, parse_build_args
+
+    build_args = parse_build_args(args.build_arg)
+    labels = _pairs(args.label, "--label")
+    secrets = dict(_secret(spec) for spec in args.secret)
+    context: str | _Prepended | None = args.path
+    dockerfile, text = args.file, None
+    if args.path == "-" or args.file == "-":
+        stdin = sys.stdin.buffer
+        head = stdin.read(512)
+        if args.path == "-" and is_archive(head):
+            context = _Prepended(head, stdin)
+        else:
+            text = head + stdin.read()
+            dockerfile = None
+            context = None if args.path == "-" else args.path
+    elif os.path.isfile(args.path) and args.file is None:
+        print(f"note: {args.path} is a file: building with it as the Dockerfile and its folder "
+              f"{os.path.dirname(args.path) or '.'} as the context", file=sys.stderr)
+    epoch = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    progress = make_progress("quiet" if args.quiet else args.progress, sys.stderr)
+    try:
+        result = build(context, dockerfile=dockerfile, dockerfile_text=text,  # type: ignore
+                       tags=args.tag, build_args=build_args, target=args.target,
+                       no_cache=args.no_cache, labels=labels, platform=args.platform,
+                       network=args.network, secrets=secrets,
+                       source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None,
+                       pull=True if args.pull else None, progress=progress,
+                       store=open_store(args))
+    finally:
+        progress.close()
+    if args.iidfile:
+        with open(args.iidfile, "w") as out:
+            out.write(result.image_id)
+    if args.quiet:
+        print(result.image_id)
+    return 0
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    from ..errors import UsageError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _secret(spec: str) -> tuple[str, str]:
+    """``id=ID,src=FILE`` (also ``source=``, ``type=file``), as docker build takes it."""
+    from ..errors import UsageError
+
+    fields = dict(item.partition("=")[::2] for item in spec.split(","))
+    if fields.get("type", "file") != "file" or "env" in fields:
+        raise UsageError(f"--secret {spec!r}: only file secrets are supported",
+                         hint="write the value to a file: --secret id=ID,src=FILE")
+    secret_id = fields.get("id")
+    source = fields.get("src") or fields.get("source")
+    if not secret_id or not source:
+        raise UsageError(f"--secret {spec!r}: expected id=ID,src=FILE")
+    return secret_id, source
+
+
+class _Prepended:
+    """Standard input with the bytes read to look at it put back in front."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        if 0 <= size < len(self._head):
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        data, self._head = self._head, b""
+        return data + self._stream.read(-1 if size < 0 else size - len(data))
