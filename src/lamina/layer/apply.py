@@ -48,6 +48,7 @@ __all__ = ["apply_layer"]
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
+_ROOM_CHECK_FROM = 64 << 20   # files at least this large are checked against the free space
 _XATTR_PAX = "SCHILY.xattr."
 # Directory fds held along the current path; below this depth only the deepest is held, so a
 # pathologically deep tree cannot exhaust the fd limit (often 1024).
@@ -278,9 +279,20 @@ class _Applier:
     def _file(self, dir_fd: int, base: str, m: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
         fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=dir_fd)
         with open(fd, "wb") as out:
-            src = tf.extractfile(m)
-            assert src is not None  # a regular file always has a reader
-            shutil.copyfileobj(src, out, _CHUNK)
+            if m.issparse():
+                # Write only the data regions and leave the holes as holes: a sparse entry may
+                # claim terabytes with a few real bytes, and copying its zeros would fill the disk.
+                # The archive stores the regions one after another, so they are read in order
+                # from the stream itself (tarfile's reader cannot seek a stream).
+                for offset, size in m.sparse or ():
+                    out.seek(offset)
+                    _copy_exactly(tf.fileobj, out, size)
+                out.truncate(m.size)
+            else:
+                src = tf.extractfile(m)
+                assert src is not None  # a regular file always has a reader
+                _check_room(out.fileno(), m)
+                shutil.copyfileobj(src, out, _CHUNK)
         self._set_attrs(dir_fd, base, m, ())
         self.counts["files"] += 1
         self.counts["content_bytes"] += m.size
@@ -502,6 +514,28 @@ class _Applier:
             self._dir_times[parts] = mtime
         else:
             os.utime(base, ns=(mtime, mtime), dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _copy_exactly(src: BinaryIO, out: BinaryIO, size: int) -> None:
+    while size > 0:
+        data = src.read(min(size, _CHUNK))
+        if not data:
+            raise LayerError("the layer ends inside a file's data")
+        out.write(data)
+        size -= len(data)
+
+
+def _check_room(fd: int, m: tarfile.TarInfo) -> None:
+    """Refuse, before writing, a file larger than the free space: a full disk would fail the
+    apply anyway, after filling the disk for every other process."""
+    if m.size < _ROOM_CHECK_FROM:
+        return
+    st = os.fstatvfs(fd)
+    free = st.f_bavail * st.f_frsize
+    if m.size > free:
+        raise LayerError(f"the file needs {m.size} bytes but only {free} are free here",
+                         entry=m.name, hint="free some disk space (lamina image prune, "
+                                            "lamina system df), or check the layer")
 
 
 def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
