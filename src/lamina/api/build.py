@@ -9,6 +9,11 @@ None when the Dockerfile comes alone (``dockerfile_text``). A file given as the 
 means its folder is the context and the file is the Dockerfile, as ``docker build FILE``.
 Nothing is printed unless a ``progress`` display is given (lamina.build.progress).
 
+``cache_to="type=local,dest=DIR[,mode=min|max]"`` exports the build cache of the build's steps
+to DIR; ``cache_from="type=local,src=DIR"`` (or several) imports such a cache first, so that a
+store that never ran these steps finds them CACHED (store/cache.py describes the format).
+``prune_cache`` is ``lamina builder prune``.
+
 This module imports the builder only when ``build`` runs (and ``BuildError``,
 ``BuildResult``, ``StepReport`` when they are asked for), so that ``lamina.api`` can import
 ``build`` eagerly at no cost: a lazy name would be shadowed by this submodule once imported.
@@ -20,6 +25,7 @@ import functools
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -31,7 +37,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 _FROM_BUILDER = ("BuildError", "BuildResult", "StepReport")
-__all__ = ["build", "extract_context", "is_archive", *_FROM_BUILDER]
+__all__ = ["build", "extract_context", "is_archive", "parse_cache_spec", "prune_cache",
+           "CachePruneReport", *_FROM_BUILDER]
 
 
 def __getattr__(name: str) -> Any:
@@ -53,13 +60,14 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
           labels: Mapping[str, str] | None = None, platform: str | None = None,
           network: str = "default", secrets: Mapping[str, str | os.PathLike[str]] | None = None,
           source_date_epoch: int | None = None, pull: bool | None = None,
+          cache_from: str | Iterable[str] | None = None, cache_to: str | None = None,
           progress: Progress | None = None, store: Store | None = None) -> BuildResult:
     """Build an image; raises BuildError (with the Dockerfile line) when a step fails.
 
     ``dockerfile`` is a path (default: ``Dockerfile`` in the context folder; in a tar
     context, a path inside it); ``secrets`` maps ``RUN --mount=type=secret`` ids to files.
     A base image missing from the store is pulled; ``pull=True`` pulls FROM images every
-    time, ``pull=False`` never pulls.
+    time, ``pull=False`` never pulls. ``cache_from`` and ``cache_to``: see the module doc.
     """
     from ..build.builder import run_build
     from ..build.progress import Progress
@@ -70,8 +78,16 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
         if not Path(path).is_file():
             raise UsageError(f"secret {secret_id}: {path} is not a file",
                              hint="give --secret id=NAME,src=FILE with an existing file")
+    if isinstance(cache_from, str):
+        cache_from = [cache_from]
+    sources = tuple(Path(parse_cache_spec(spec, "from")["src"]) for spec in cache_from or ())
+    cache_options: dict[str, Any] = {"cache_from": sources}
+    if cache_to is not None:
+        spec = parse_cache_spec(cache_to, "to")
+        cache_options.update(cache_to=Path(spec["dest"]), cache_mode=spec.get("mode", "min"))
     options = dict(
-        tags=tuple(tags), build_args=dict(build_args or {}), target=target, no_cache=no_cache,
+        **cache_options, tags=tuple(tags), build_args=dict(build_args or {}), target=target,
+        no_cache=no_cache,
         labels=dict(labels or {}), platform=platform, network=network,
         secrets={k: Path(v) for k, v in (secrets or {}).items()},
         source_date_epoch=source_date_epoch, always_pull=bool(pull),
@@ -130,6 +146,71 @@ def _find_dockerfile(folder: Path, dockerfile: str | os.PathLike[str] | None) ->
     if not path.exists() and (folder / "dockerfile").exists():
         return folder / "dockerfile"
     return path
+
+
+def parse_cache_spec(spec: str, direction: str) -> dict[str, str]:
+    """``type=local,src=DIR`` (``direction`` "from") or ``type=local,dest=DIR[,mode=min|max]``
+    ("to"), as docker buildx takes them; only the local type exists in lamina."""
+    flag = f"--cache-{direction}"
+    if "=" not in spec:
+        raise UsageError(f"{flag} {spec!r}: lamina has no registry cache, only local folders",
+                         hint=f"use {flag} type=local,"
+                              f"{'src' if direction == 'from' else 'dest'}=DIR")
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{flag} {spec!r}: expected KEY=VALUE items, not {item!r}")
+        fields[key.strip()] = value
+    kind = fields.pop("type", "local")
+    if kind != "local":
+        raise UsageError(f"{flag} type={kind}: only type=local is supported",
+                         hint=f"use {flag} type=local,"
+                              f"{'src' if direction == 'from' else 'dest'}=DIR")
+    path_key = "src" if direction == "from" else "dest"
+    allowed = {path_key, *(() if direction == "from" else ("mode", "compression",
+                                                             "oci-mediatypes"))}
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise UsageError(f"{flag} {spec!r}: unknown option {unknown[0]!r}",
+                         hint=f"type=local takes {', '.join(sorted(allowed))}")
+    if not fields.get(path_key):
+        raise UsageError(f"{flag} {spec!r}: {path_key}=DIR is missing")
+    if fields.get("mode", "min") not in ("min", "max"):
+        raise UsageError(f"{flag} mode={fields['mode']}: expected min or max")
+    return fields
+
+
+@dataclass(frozen=True)
+class CachePruneReport:
+    removed: tuple[tuple[str, int, float], ...]   # (id, size, last use as a time stamp)
+    reclaimed: int                                 # bytes freed on disk
+
+
+DEFAULT_PRUNE_AGE = 48 * 3600
+
+
+def prune_cache(*, all: bool = False, keep_storage: int | None = None,
+                older_than: float | None = DEFAULT_PRUNE_AGE,
+                store: Store | None = None) -> CachePruneReport:
+    """``lamina builder prune``: remove build cache records and cache mounts, then collect
+    the layers nothing else keeps.
+
+    By default what was not used for ``older_than`` seconds (48 hours; None: whatever its
+    age) goes; ``all`` removes everything. ``keep_storage`` (bytes) stops once the cache
+    holds no more than that, oldest first.
+    """
+    import time
+
+    from ..store import Store
+    from ..store.cache import BuildCache
+
+    store = store or Store.open()
+    until = None if older_than is None else time.time() - older_than
+    removed, mounts_freed = BuildCache(store).prune(all=all, until=until,
+                                                    keep_storage=keep_storage)
+    freed = store.gc().bytes_freed if removed else 0
+    return CachePruneReport(tuple(removed), freed + mounts_freed)
 
 
 def _pull(name: str, *, store: Store) -> None:

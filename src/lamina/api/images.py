@@ -259,7 +259,11 @@ def disk_usage(*, store: Store | None = None) -> DiskUsage:
                        + sum(n for c, n in use.snapshots.items() if c not in kept.snapshots))
     except GCError:
         reclaimable = 0  # a root cannot be read: GC would not free anything either
-    return DiskUsage(UsageRow("Images", len(grouped), active, total, reclaimable))
+    from ..store.cache import BuildCache   # records and cache mounts; all reclaimable
+    cache_count, cache_size = BuildCache(store).usage()
+    return DiskUsage(UsageRow("Images", len(grouped), active, total, reclaimable),
+                     build_cache=UsageRow("Build Cache", cache_count, 0, cache_size,
+                                          cache_size))
 
 
 # How Docker shows names; the CLI and the store check use these too.

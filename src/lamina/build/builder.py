@@ -1,11 +1,19 @@
 """The build: a Dockerfile and its context become an image in the store.
 
 ``run_build`` reads the Dockerfile, plans the stages the target needs (plan.py) and builds
-them in order. A stage starts from a local image (its ONBUILD triggers run first), from
+them, each once the stages it uses are built: independent stages build at the same time, in
+threads (a step whose key another thread is making waits for it, then takes it from the
+cache). A stage starts from a local image (its ONBUILD triggers run first), from
 ``scratch``, or from an earlier stage; then each instruction is a step (steps.py) whose
 result comes from the build cache when its key is known, and is recorded there otherwise,
 as soon as it is made: a build that fails keeps the steps before, and the next one resumes
 at the failed step. The target's image is committed last and named with every tag.
+
+``cache_from`` directories (``--cache-from type=local,src=DIR``) are imported into the build
+cache first; ``cache_to`` (``--cache-to type=local,dest=DIR``) receives the records of the
+steps of this build at the end: every stage's with ``mode=max``, else (``min``, the default as
+in BuildKit) those of the target stage and the stages it is built FROM. See store/cache.py for
+the format.
 
 Everything the build writes is held by a lease until it is named or recorded in the cache,
 so a garbage collection running meanwhile keeps it. Containers and scratch files live in
@@ -17,6 +25,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +85,9 @@ class BuildRequest:
     # None: a missing base image is an error. always_pull: fetch FROM images every time.
     pull: Callable[[str], None] | None = None
     always_pull: bool = False
+    cache_from: tuple[Path, ...] = ()         # exported caches to import first
+    cache_to: Path | None = None              # where to export this build's cache
+    cache_mode: str = "min"                   # min: the target's stages; max: every stage
 
 
 @dataclass(frozen=True)
@@ -124,19 +136,24 @@ def run_build(store: Store, request: BuildRequest, progress: Progress) -> BuildR
     plan = plan_build(df, request.target, scope)
     _remove_abandoned_builds(store)
     build_dir, lock_fd = _new_build_dir(store)
+    import_warnings: list[str] = []
     try:
-        with store.roots.lease() as lease:
+        with store.roots.lease() as lease_:
+            lease = _SharedLease(lease_)
+            for src in request.cache_from:
+                import_warnings += _import_cache(store, src, lease, progress)
             builder = _Builder(store, request, df, plan, scope, progress, platform)
             builder.ctx = StepContext(
-                store=store, lease=lease, progress=progress, context=context,
+                store=store, lease=lease, progress=progress, context=context,  # type: ignore
                 state_root=store.root, state_dir=build_dir, network=network,
                 secrets=request.secrets, now=_clock(request.source_date_epoch),
                 source_date_epoch=request.source_date_epoch,
                 # the executors find other stages and images through the builder
                 stage_state=builder.stage_state, image_state=builder.image_state)
-            for stage_plan in plan.stages:
-                builder.build_stage(stage_plan)
+            builder.build_stages()
             image_id, digest = builder.export(tags)
+            if request.cache_to is not None:
+                builder.export_cache(request.cache_to)
     finally:
         _remove_build_dir(build_dir)
         os.close(lock_fd)
@@ -146,7 +163,36 @@ def run_build(store: Store, request: BuildRequest, progress: Progress) -> BuildR
     warnings = _unused_args(df, plan, request.build_args)
     for warning in warnings:
         progress.warning(warning)
+    warnings = (*import_warnings, *warnings)
     return BuildResult(image_id, digest, tags, tuple(builder.reports), warnings)
+
+
+class _SharedLease:
+    """The build's lease, shared by the threads of parallel stages."""
+
+    def __init__(self, lease) -> None:
+        self._lease = lease
+        self._lock = threading.Lock()
+
+    def add(self, **kwargs) -> None:
+        with self._lock:
+            self._lease.add(**kwargs)
+
+
+def _import_cache(store: Store, src: Path, lease, progress: Progress) -> list[str]:
+    """Import an exported cache; the warnings (shown) about what could not be trusted."""
+    from .cachekey import parts_digest
+
+    vertex = progress.start(f"importing cache manifest from local:{src}")
+    if not (src / "index.json").exists():
+        warnings = [f"cache import from {src} ignored: no index.json there"]
+    else:
+        count, warnings = BuildCache(store).import_from(src, lease, key_of=parts_digest)
+        progress.log(vertex, f"{count} cache records imported")
+    progress.done(vertex)
+    for warning in warnings:
+        progress.warning(warning)
+    return warnings
 
 
 def _load_context(store: Store, request: BuildRequest, progress: Progress
@@ -183,9 +229,62 @@ class _Builder:
         self.results: dict[int, _StageResult] = {}
         self.reports: list[StepReport] = []
         self.context_loaded = False
-        self.pending_reason: str | None = None
+        self.pending_reason: dict[int, str | None] = {}    # per stage
+        self.stage_keys: dict[int, list[str]] = {}         # the keys of each stage's steps
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._cancelled = threading.Event()
 
     # ------------------------------------------------------------------ stages
+
+    def build_stages(self) -> None:
+        """Build the planned stages, each once those it uses are built; independent stages
+        at the same time. The first failure stops the build: the stages running finish
+        their current step, no other starts, and the error is raised."""
+        plans = {p.stage.index: p for p in self.plan.stages}
+        deps = {i: ({p.base_stage} if p.base_stage is not None else set()) | set(p.needs)
+                for i, p in plans.items()}
+        done: set[int] = set()
+        running: dict = {}    # future -> stage index
+        failure: BaseException | None = None
+        pool = None           # made when two stages can run at once (imports cost time)
+        try:
+            while len(done) < len(plans) and failure is None:
+                ready = [i for i in plans if i not in done and i not in running.values()
+                         and deps[i] & plans.keys() <= done]
+                if not ready and not running:   # the plan orders stages: cannot happen
+                    raise LaminaError("the build's stages depend on each other in a cycle")
+                if len(ready) == 1 and not running:
+                    self.build_stage(plans[ready[0]])   # nothing else to do: in this thread
+                    done.add(ready[0])
+                    continue
+                from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=len(plans),
+                                              thread_name_prefix="stage")
+                for index in ready:
+                    running[pool.submit(self.build_stage, plans[index])] = index
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index = running.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        done.add(index)
+                    elif failure is None:
+                        failure = error
+                    elif not getattr(error, "stopped", False):   # say it, not only the first
+                        self.progress.warning(f"stage {plans[index].stage.display_name} "
+                                              f"failed too: {error}")
+        except BaseException:
+            self._cancelled.set()
+            raise
+        finally:
+            if failure is not None:
+                self._cancelled.set()
+            if pool is not None:
+                pool.shutdown(wait=True)   # the running stages end at their current step
+        if failure is not None:
+            raise failure
 
     def build_stage(self, plan: StagePlan) -> None:
         stage, from_ = plan.stage, plan.from_
@@ -216,15 +315,27 @@ class _Builder:
             vertex = self.progress.start(f"[{label}1/{total}] FROM {_full_name(from_.base_name)}")
             self.progress.done(vertex)
         number = 1
+        keys = self.stage_keys.setdefault(stage.index, [])
         for inst in instructions:
+            if self._cancelled.is_set():
+                stopped = BuildError("the build was stopped: another stage failed",
+                                     file=self.df.file, line=inst.line)
+                stopped.stopped = True   # type: ignore[attr-defined]
+                raise stopped
             if isinstance(inst, LAYER_STEPS):
                 number += 1
-            state = self._step(stage.display_name, f"[{label}{number}/{total}]", state, scope,
+            state = self._step(stage.index, f"[{label}{number}/{total}]", state, scope,
                                inst)
+            keys.append(state.key)
         self.results[stage.index] = _StageResult(state, scope)
 
-    def _step(self, stage: str, position: str, state: ImageState, scope: StageScope,
+    def _key_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _step(self, stage_index: int, position: str, state: ImageState, scope: StageScope,
               inst: ins.Instruction) -> ImageState:
+        stage = self.df.stages[stage_index].display_name
         shown = _shown(inst)
         layer = isinstance(inst, LAYER_STEPS)
         if isinstance(inst, (ins.Copy, ins.Add)) and not getattr(inst, "from_", None) \
@@ -236,20 +347,22 @@ class _Builder:
             step = scope.step(inst)
             prepared = prepare(self.ctx, state, step, scope, vertex)
             key = prepared.key.digest
-            record = None if self.request.no_cache else self.cache.get(key)
-            if record is not None:
-                # The record's GC roots keep its layers and snapshot: no lease needed.
-                new = ImageState(ImageConfig.parse(record.config), record.layers, key)
-            else:
-                if not self.request.no_cache:
-                    self._explain(prepared, state, vertex if layer else None)
-                new = prepared.run(key)
-                chain = new.chain_ids
-                self.cache.put(CacheRecord(
-                    key, prepared.key.parts(), new.config.to_json(), new.layers,
-                    chain[-1] if chain else None,
-                    {"files": dict(prepared.files)} if prepared.files else {}),
-                    snapshots=chain[-1:])
+            # Another stage making the same step: wait for it, then take its record.
+            with self._key_lock(key):
+                record = None if self.request.no_cache else self.cache.get(key)
+                if record is not None:
+                    # The record's GC roots keep its layers and snapshot: no lease needed.
+                    new = ImageState(ImageConfig.parse(record.config), record.layers, key)
+                else:
+                    if not self.request.no_cache:
+                        self._explain(stage_index, prepared, state, vertex if layer else None)
+                    new = prepared.run(key)
+                    chain = new.chain_ids
+                    self.cache.put(CacheRecord(
+                        key, prepared.key.parts(), new.config.to_json(), new.layers,
+                        chain[-1] if chain else None,
+                        {"files": dict(prepared.files)} if prepared.files else {}),
+                        snapshots=chain[-1:])
         except (LaminaError, OSError) as err:
             if isinstance(err, OSError):   # a file the step reads or writes: say which
                 err = StepFailed(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
@@ -262,28 +375,31 @@ class _Builder:
                                        time.monotonic() - started, layer))
         return dataclasses.replace(new, cmd_set=state.cmd_set or isinstance(inst, ins.Cmd))
 
-    def _explain(self, prepared, state: ImageState, vertex: int | None) -> None:
+    def _explain(self, stage_index: int, prepared, state: ImageState,
+                 vertex: int | None) -> None:
         """Say why a step missed the cache. A metadata step has no line of its own in the
         progress: its reason (``ARG V`` with another value) goes to the next step shown."""
         reason = explain_miss(prepared.key, prepared.files, self.cache.children(state.key)[:5])
+        pending = self.pending_reason.get(stage_index)
         if vertex is None:
-            self.pending_reason = self.pending_reason or reason
+            self.pending_reason[stage_index] = pending or reason
             return
-        reason = reason or self.pending_reason
-        self.pending_reason = None
+        reason = reason or pending
+        self.pending_reason[stage_index] = None
         if reason:
             self.progress.log(vertex, f"cache miss: {reason}")
 
     def _load_build_context(self) -> None:
         """List the context once, the first time a step reads it."""
-        if self.context_loaded:
-            return
-        self.context_loaded = True
-        vertex = self.progress.start("[internal] load build context")
-        assert self.ctx.context is not None
-        self.progress.log(vertex, f"transferring context: {len(self.ctx.context.paths)} "
-                                  "paths done")
-        self.progress.done(vertex)
+        with self._lock:
+            if self.context_loaded:
+                return
+            self.context_loaded = True
+            vertex = self.progress.start("[internal] load build context")
+            assert self.ctx.context is not None
+            self.progress.log(vertex, f"transferring context: {len(self.ctx.context.paths)} "
+                                      "paths done")
+            self.progress.done(vertex)
 
     # ------------------------------------------------------------------ bases
 
@@ -405,6 +521,34 @@ class _Builder:
             self.progress.log(vertex, f"naming to {tag} done")
         self.progress.done(vertex)
         return image_id, manifest.digest
+
+    def export_cache(self, dest: Path) -> None:
+        """Export the records of this build's steps to ``dest`` (see the module doc)."""
+        if self.request.cache_mode == "max":
+            stages = list(self.stage_keys)
+        else:   # the target and the stages it is built on
+            stages, index = [], self.plan.target
+            while index is not None:
+                stages.append(index)
+                index = self.plan.stage(index).base_stage
+        records = []
+        for index in sorted(stages):
+            for key in self.stage_keys.get(index, ()):
+                record = self.cache.get(key)
+                if record is not None:
+                    records.append(record)
+        vertex = self.progress.start("exporting cache to client directory")
+        self.progress.log(vertex, "preparing build cache for export")
+        try:
+            count = self.cache.export(records, dest)
+        except OSError as err:
+            self.progress.error(vertex, str(err))
+            raise LaminaError(f"cannot export the build cache to {dest}: "
+                              f"{err.strerror or err}",
+                              hint="give a folder lamina can write: "
+                                   "--cache-to type=local,dest=DIR") from None
+        self.progress.log(vertex, f"writing {count} cache records done")
+        self.progress.done(vertex)
 
     def _named_already(self, digest: str, tags: tuple[str, ...]) -> bool:
         from ..store.layout import ImageNotFoundError

@@ -33,6 +33,11 @@ class CacheKey:
         return _digest(self.parts())
 
 
+def parts_digest(parts: Mapping[str, Any]) -> str:
+    """The key of a step whose parts are ``parts`` (checks an imported record)."""
+    return _digest(parts)
+
+
 def base_key(source: str, platform: str) -> str:
     """The key of a stage's starting point: ``image@<manifest digest>`` or ``scratch``."""
     return _digest({"from": source, "platform": platform})

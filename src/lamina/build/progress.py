@@ -20,6 +20,9 @@ displays follow BuildKit's:
 A display writes to its own duplicate of the stream's file descriptor: while a RUN step runs,
 descriptors 1 and 2 carry the container's output into the builder (see sandbox.py), and the
 display must still reach the terminal.
+
+Independent stages build at once, in threads: every event may come from any thread, and the
+steps interleave as in BuildKit's output, each line with its ``#N``.
 """
 from __future__ import annotations
 
@@ -35,12 +38,14 @@ class Progress:
     def __init__(self) -> None:
         self._next = 0
         self._started: dict[int, float] = {}
+        self._count = threading.Lock()
 
     def start(self, name: str) -> int:
         """A new vertex called ``name``; returns its number."""
-        self._next += 1
-        self._started[self._next] = time.monotonic()
-        return self._next
+        with self._count:
+            self._next += 1
+            self._started[self._next] = time.monotonic()
+            return self._next
 
     def elapsed(self, vertex: int) -> float:
         return time.monotonic() - self._started[vertex]
@@ -115,8 +120,8 @@ class PlainProgress(_Display):
     """BuildKit's ``--progress=plain``."""
 
     def start(self, name: str) -> int:
-        vertex = super().start(name)
-        with self._lock:
+        with self._lock:   # numbered and shown in the same order
+            vertex = super().start(name)
             self._write(f"#{vertex} {name}\n")
         return vertex
 
@@ -155,7 +160,7 @@ class TtyProgress(_Display):
         self._names: dict[int, str] = {}
         self._last: dict[int, str] = {}
         self._live = False
-        self._running: int | None = None
+        self._running: list[int] = []   # the steps running, latest last
         self._stop = threading.Event()
         # The running step's clock ticks even when it prints nothing.
         self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
@@ -164,14 +169,14 @@ class TtyProgress(_Display):
     def _tick(self) -> None:
         while not self._stop.wait(0.25):
             with self._lock:
-                if self._running is not None and self._fd is not None:
-                    self._status(self._running)
+                if self._running and self._fd is not None:
+                    self._status(self._running[-1])
 
     def start(self, name: str) -> int:
-        vertex = super().start(name)
         with self._lock:
+            vertex = super().start(name)
             self._names[vertex] = name
-            self._running = vertex
+            self._running.append(vertex)
             self._status(vertex)
         return vertex
 
@@ -185,8 +190,8 @@ class TtyProgress(_Display):
         self._live = True
 
     def _finish(self, vertex: int, text: str) -> None:
-        if vertex == self._running:
-            self._running = None
+        if vertex in self._running:
+            self._running.remove(vertex)
         if self._live:
             self._write("\r\x1b[K")
             self._live = False

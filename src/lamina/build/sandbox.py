@@ -5,9 +5,12 @@ network of its own (``bridge`` by default, so ``apt-get install`` reaches the in
 masquerade; ``host`` or ``none`` on request), with the step's extra mounts, and leaves the
 container's upper dir behind for the caller to turn into a layer.
 
-The container's output is captured: the runtime writes it to descriptors 1 and 2, so these
-are pointed at a pipe for the duration of the step (a build runs one container at a time)
-and a thread hands the bytes to the progress display, keeping the last lines for an error.
+The container's output is captured through a pipe of its own, and a thread hands the bytes
+to the progress display, keeping the last lines for an error. The runtime writes a
+container's output to the process's descriptors 1 and 2, so one container at a time runs in
+this process, with 1 and 2 pointed at its pipe; while it runs, the others (independent
+stages build in parallel) run in a helper process (``python -c ...`` calling ``_child_main``,
+started in some 50 ms) whose descriptors 1 and 2 are their pipe.
 
 What the mounts leave behind is removed from the upper dir before it becomes a layer: the
 runtime creates missing mount points (``/etc/hosts``, a cache mount's target, ``/proc`` in an
@@ -21,6 +24,7 @@ import os
 import secrets
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +37,8 @@ from ..errors import LaminaError
 # files bound over); removed from the upper dir when they are empty and were not there before.
 RUNTIME_MOUNT_POINTS = ("etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev")
 TAIL_LINES = 20
+# Held by the container that runs in this process, its output through descriptors 1 and 2.
+_IN_PROCESS = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -92,9 +98,17 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
     state_dir.mkdir(parents=True, exist_ok=True)
     network = attach(container_id, mode=request.network, state_root=state_root)
     try:
-        with _captured_output(on_output) as tail:
-            code = run_container(state_dir=state_dir, lowers=lowers, image_config=image_config,
-                                 options=options, network=network)
+        if _IN_PROCESS.acquire(blocking=False):
+            try:
+                with _captured_output(on_output) as tail:
+                    code = run_container(state_dir=state_dir, lowers=lowers,
+                                         image_config=image_config, options=options,
+                                         network=network)
+            finally:
+                _IN_PROCESS.release()
+        else:
+            code, tail = _run_in_helper(
+                (state_dir, list(lowers), image_config, options, network), on_output)
     except BaseException:
         shutil.rmtree(cdir, ignore_errors=True)
         raise
@@ -105,6 +119,96 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
                                         *(b.target for b in request.binds),
                                         *(t.partition(":")[0] for t in request.tmpfs)])
     return ContainerResult(code, cdir, upper, tuple(tail))
+
+
+class _Tail:
+    """The last lines of a container's output, from its bytes as they come."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.partial = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.partial.extend(data)
+        *lines, rest = bytes(self.partial).split(b"\n")
+        self.lines.extend(line.rstrip(b"\r").decode("utf-8", "replace") for line in lines)
+        self.partial[:] = rest
+
+    def end(self) -> None:
+        if self.partial:
+            self.lines.append(bytes(self.partial).decode("utf-8", "replace"))
+            self.partial.clear()
+
+
+def _run_in_helper(call: tuple, on_output: Callable[[bytes], None]
+                   ) -> tuple[int, collections.deque[str]]:
+    """``run_container(*call)`` in a helper process whose output goes to ``on_output``;
+    its exit code and last output lines. An error of the runtime is raised here again."""
+    import pickle
+
+    import lamina
+
+    tail = _Tail()
+    result_read, result_write = os.pipe2(os.O_CLOEXEC)
+    env = dict(os.environ)
+    package_parent = str(Path(lamina.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent,
+                                                      env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from lamina.build.sandbox import _child_main; "
+             f"_child_main({result_write})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            pass_fds=(result_write,), env=env)
+    finally:
+        os.close(result_write)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(pickle.dumps(call))
+        proc.stdin.close()
+        while data := proc.stdout.read1(65536):
+            on_output(data)
+            tail.feed(data)
+        proc.wait()
+        with os.fdopen(result_read, "rb", closefd=False) as result:
+            raw = result.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(result_read)
+    tail.end()
+    if not raw:
+        raise LaminaError(f"the helper process running a build container failed "
+                          f"(exit status {proc.returncode})")
+    outcome = pickle.loads(raw)
+    if outcome[0] == "error":
+        _, message, hint, exit_code = outcome
+        err = LaminaError(message, hint=hint)
+        err.exit_code = exit_code
+        raise err
+    return outcome[1], tail.lines
+
+
+def _child_main(result_fd: int) -> None:
+    """The helper process: ``run_container`` with the arguments pickled on standard input;
+    the outcome pickled to ``result_fd``."""
+    import pickle
+
+    from ..runtime import run_container
+
+    state_dir, lowers, image_config, options, network = pickle.loads(sys.stdin.buffer.read())
+    try:
+        code = run_container(state_dir=state_dir, lowers=lowers, image_config=image_config,
+                             options=options, network=network)
+        outcome: tuple = ("ok", code)
+    except LaminaError as err:
+        outcome = ("error", err.message, err.hint, err.exit_code)
+    except Exception as err:   # reported by the builder as a failed step
+        outcome = ("error", f"{type(err).__name__}: {err}", None, 1)
+    sys.stdout.flush()
+    with os.fdopen(result_fd, "wb") as out:
+        out.write(pickle.dumps(outcome))
 
 
 @contextlib.contextmanager

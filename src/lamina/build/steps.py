@@ -8,6 +8,10 @@ and the builder looks the key up. Only on a miss does it call ``Prepared.run``:
   dir becomes the layer (deletions as whiteouts) and, renamed, the new layer's snapshot;
 - COPY and ADD write into an overlay of the parent's snapshots (copy.py), or into an empty
   directory for ``--link``; the upper dir becomes the layer the same way;
+- WORKDIR creates its directory (and missing parents, 0755, owned by the USER in effect) as
+  BuildKit does: a layer holding just that, with a history entry that is not
+  ``empty_layer``; when the directory exists already (or is ``/``) there is no change and so,
+  as BuildKit drops empty layers, no layer and an ``empty_layer`` entry;
 - every other instruction changes only the config, with a history entry marked
   ``empty_layer`` (ONBUILD adds none, as BuildKit).
 
@@ -26,6 +30,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,10 +120,17 @@ def prepare(ctx: StepContext, state: ImageState, step: Step, scope: StageScope,
         return _prepare_run(ctx, state, inst, scope, args, vertex)
     if isinstance(inst, (ins.Copy, ins.Add)):
         return _prepare_copy(ctx, state, inst, args, vertex)
-    key = CacheKey(state.key, repr(inst), args)
+    # A WORKDIR step's result holds its directory (older records of lamina do not).
+    key = CacheKey(state.key, repr(inst) + (" mkdir" if isinstance(inst, ins.Workdir) else ""),
+                   args)
 
     def run(key_digest: str) -> ImageState:
         config, text = _apply_metadata(state, inst, scope)
+        if isinstance(inst, ins.Workdir) and text is not None:
+            made = _make_workdir(ctx, dataclasses.replace(state, config=config), text,
+                                 key_digest)
+            if made is not None:
+                return made
         now = ctx.now()
         history = state.config.history
         if text is not None:
@@ -294,6 +306,79 @@ def _bind_source(ctx: StepContext, stack: contextlib.ExitStack, m: ins.Mount) ->
         raise StepFailed(f"bind mount source {m.source or '/'}: not a directory",
                          hint="lamina binds directories only yet")
     return _view(ctx, stack, [source])
+
+
+# --------------------------------------------------------------------------- WORKDIR
+
+
+def _make_workdir(ctx: StepContext, state: ImageState, text: str,
+                  key: str) -> ImageState | None:
+    """WORKDIR's directory made in a layer of its own; None when it exists already."""
+    from ..runtime.rootfs import mount_overlay, resolve_in_root, unmount
+    from ..runtime.users import resolve_user
+
+    workdir = state.container.working_dir or "/"
+    rel = go_clean(workdir).strip("/")
+    if not rel:
+        return None
+    lowers = ensure_lowers(ctx, state)
+    if _dir_in_lowers(lowers, rel):
+        return None    # the usual case, seen without mounting anything
+    work = _new_dir(ctx.state_dir / f"workdir-{secrets.token_hex(8)}")
+    try:
+        upper = _new_dir(work / "upper")
+        with contextlib.ExitStack() as stack:
+            merged = _new_dir(work / "merged")
+            mount_overlay(lowers or [_new_dir(work / "empty")], upper, _new_dir(work / "work"),
+                          merged)
+            stack.callback(unmount, merged)
+            user = state.container.user
+            try:
+                owner = resolve_user(merged, user) if user else None
+            except LaminaError as err:
+                raise StepFailed(err.message, hint=err.hint) from None
+            target = resolve_in_root(merged, "/" + rel)
+            missing = []
+            path = target
+            while not os.path.lexists(path) and path != merged:
+                missing.append(path)
+                path = path.parent
+            if not missing:
+                if not path.is_dir():
+                    raise StepFailed(f"cannot create the working directory {workdir}: "
+                                     "a file of that name is in the way")
+                return None
+            for path in reversed(missing):
+                path.mkdir(mode=0o755)
+                os.chmod(path, 0o755)
+                if owner is not None:
+                    os.chown(path, owner.uid, owner.gid)
+        return commit_layer(ctx, state, upper, text, key)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _dir_in_lowers(lowers: list[Path], rel: str) -> bool:
+    """Whether the layers (topmost first) surely show ``rel`` as a directory: the topmost
+    layer holding it has it as a real directory, and no layer above it hides it or has one
+    of its parents as something else (a symlink, a deletion, an opaque directory)."""
+    from ..layer.whiteout import is_opaque, is_whiteout
+
+    parts = rel.split("/")
+    for lower in lowers:
+        for depth in range(1, len(parts) + 1):
+            path = lower.joinpath(*parts[:depth])
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
+                return False
+            if depth == len(parts):
+                return True
+            if is_opaque(str(path)):
+                return False
+    return False
 
 
 # --------------------------------------------------------------------------- COPY and ADD

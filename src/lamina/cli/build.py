@@ -38,6 +38,11 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="the network of RUN steps (default: a bridge with outbound access)")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                    help="a secret for RUN --mount=type=secret (repeatable)")
+    p.add_argument("--cache-from", action="append", default=[], metavar="type=local,src=DIR",
+                   help="import a build cache exported with --cache-to (repeatable)")
+    p.add_argument("--cache-to", metavar="type=local,dest=DIR[,mode=min|max]",
+                   help="export the build cache of this build's steps to DIR (mode=min, the "
+                        "default: the final stage's; max: every stage's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                        no_cache=args.no_cache, labels=labels, platform=args.platform,
                        network=args.network, secrets=secrets,
                        source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None,
-                       pull=True if args.pull else None, progress=progress,
+                       pull=True if args.pull else None, cache_from=args.cache_from,
+                       cache_to=args.cache_to, progress=progress,
                        store=open_store(args))
     finally:
         progress.close()

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "image": "image",
     "system": "system",
     "build": "build",
+    "builder": "builder",
     "pull": "pull",
     "push": "push",
     "login": "login",

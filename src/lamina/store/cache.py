@@ -13,23 +13,59 @@ step with the records made on the same parent. The store gives the parts no mean
 
 A record is written after everything it names is in the store and rooted; a crash at any
 moment leaves either no record or a complete one (written to a temp file, then renamed).
-A record whose blobs went missing is a miss, never an error.
+A record whose blobs went missing is a miss, never an error. A hit touches the record
+file: its mtime is the record's last use, which ``prune`` goes by.
+
+Exported cache (``--cache-to type=local,dest=DIR``, read back by ``--cache-from
+type=local,src=DIR``): an OCI image layout, so that ordinary tools can copy it around::
+
+    DIR/oci-layout            {"imageLayoutVersion": "1.0.0"}
+    DIR/index.json            an OCI index with one manifest, annotated
+                              "dev.lamina.build-cache": "v1"
+    DIR/blobs/sha256/<hex>    the manifest, the cache config and every layer blob
+
+The manifest is an OCI image manifest whose ``artifactType`` and config media type are
+``application/vnd.lamina.buildcache.config.v1+json``; its ``layers`` list every layer blob
+the records name. The cache config is lamina's own JSON::
+
+    {"version": 1, "records": [RECORD, ...]}
+
+where each RECORD is a cache record exactly as ``records/<hex>.json`` holds it (``key``,
+``parts``, ``config`` (the image config, a string), ``layers`` (descriptors), ``chain_id``,
+``extra``). Importing trusts nothing in DIR: the manifest and config must match their
+digests, each layer blob is copied into the store through a digest check, a record must be
+listed in the manifest's layers and its key must be the digest of its parts (the builder
+gives that check); what fails is left out with a warning, and the rest is imported as
+ordinary records (GC roots included).
+
+``prune`` removes records (all of them, or those not used since a given time, oldest first
+down to a size to keep) and their GC roots; the caller then collects garbage.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..image.descriptor import Descriptor
 from ..image.digest import digest_hex
 from .gc import Roots
 from .root import Store
 
+if TYPE_CHECKING:
+    from .gc import Lease
+
 ROOT_PREFIX = "cache-"
+EXPORT_MEDIA_TYPE = "application/vnd.lamina.buildcache.config.v1+json"
+EXPORT_ANNOTATION = "dev.lamina.build-cache"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 @dataclass(frozen=True)
@@ -72,6 +108,10 @@ class BuildCache:
             return None   # damaged: a miss; the next put replaces it
         if record.key != key or not all(self.store.content.has(d.digest) for d in record.layers):
             return None
+        try:   # the last use, for prune
+            os.utime(self._records / f"{digest_hex(key)}.json")
+        except OSError:
+            pass
         return record
 
     def put(self, record: CacheRecord, *, snapshots: Iterable[str] = ()) -> None:
@@ -113,6 +153,242 @@ class BuildCache:
         (self.dir / "files").mkdir(parents=True, exist_ok=True)
         _replace(self.dir / "files" / f"{name}.json",
                  json.dumps(hashes, separators=(",", ":")).encode())
+
+
+    # ------------------------------------------------------------------ export, import
+
+    def export(self, records: Iterable[CacheRecord], dest: Path) -> int:
+        """Write ``records`` and their layer blobs to ``dest`` as an OCI image layout (see the
+        module doc), replacing the cache exported there before; the number of records."""
+        unique = list({r.key: r for r in records}.values())
+        layers: dict[str, Descriptor] = {}
+        for record in unique:
+            for desc in record.layers:
+                layers.setdefault(desc.digest, Descriptor(desc.media_type, desc.digest,
+                                                          desc.size))
+        blobs = dest / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        for digest in layers:
+            target = blobs / digest_hex(digest)
+            if target.is_file() and target.stat().st_size == self.store.content.size(digest):
+                continue   # content-addressed: already there (checked again on import)
+            tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}")
+            try:
+                shutil.copyfile(self.store.content.path(digest), tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        config = json.dumps({"version": 1, "records": [json.loads(r.to_json()) for r in unique]},
+                            separators=(",", ":"), sort_keys=True).encode()
+        config_desc = _write_blob(blobs, config, EXPORT_MEDIA_TYPE)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": EXPORT_MEDIA_TYPE,
+            "config": config_desc, "layers": [d.to_json() for d in layers.values()]},
+            separators=(",", ":"), sort_keys=True).encode()
+        manifest_desc = _write_blob(blobs, manifest, OCI_MANIFEST)
+        manifest_desc["annotations"] = {EXPORT_ANNOTATION: "v1"}
+        _replace(dest / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        _replace(dest / "index.json", json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [manifest_desc]},
+            separators=(",", ":"), sort_keys=True).encode())
+        return len(unique)
+
+    def import_from(self, src: Path, lease: "Lease",
+                    key_of: Callable[[Mapping[str, Any]], str] | None = None
+                    ) -> tuple[int, list[str]]:
+        """Import the records exported to ``src``; (records imported, warnings).
+
+        Nothing in ``src`` is trusted: whatever does not check out is left out with a
+        warning (a damaged or missing index, manifest or config: the whole cache)."""
+        from ..image.config import ImageConfig
+
+        warnings: list[str] = []
+        blobs = src / "blobs" / "sha256"
+        try:
+            index = json.loads((src / "index.json").read_bytes())
+            found = [m for m in index["manifests"]
+                     if (m.get("annotations") or {}).get(EXPORT_ANNOTATION) == "v1"]
+            if not found:
+                raise ValueError("index.json names no lamina build cache")
+            manifest = json.loads(_read_checked(blobs, found[0]["digest"]))
+            if manifest.get("artifactType") != EXPORT_MEDIA_TYPE:
+                raise ValueError("the manifest is not a lamina build cache")
+            config = json.loads(_read_checked(blobs, manifest["config"]["digest"]))
+            if config.get("version") != 1:
+                raise ValueError(f"cache version {config.get('version')!r} is not known")
+            listed = {d["digest"] for d in manifest["layers"]}
+            raw_records = config["records"]
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            return 0, [f"cache import from {src} ignored: {_reason(err)}"]
+        good_blobs: dict[str, bool] = {}
+
+        def blob_ok(digest: str) -> bool:
+            if digest not in good_blobs:
+                good_blobs[digest] = self._import_blob(blobs, digest, lease, warnings, src)
+            return good_blobs[digest]
+
+        imported = skipped = 0
+        for raw in raw_records:
+            try:
+                record = CacheRecord.from_json(json.dumps(raw).encode())
+                if key_of is not None and key_of(record.parts) != record.key:
+                    raise ValueError("its key is not the digest of its parts")
+                parsed = ImageConfig.parse(record.config)
+                if len(parsed.rootfs.diff_ids) != len(record.layers):
+                    raise ValueError("its config and layers disagree")
+                if not all(d.digest in listed for d in record.layers):
+                    raise ValueError("it names a layer the manifest does not list")
+            except Exception as err:   # anything odd in a record: leave it out
+                skipped += 1
+                warnings.append(f"cache import from {src}: a record is ignored: {_reason(err)}")
+                continue
+            if self.get(record.key) is not None:
+                imported += 1
+                continue
+            if not all([blob_ok(d.digest) for d in record.layers]):
+                skipped += 1
+                continue
+            self.put(record, snapshots=())
+            imported += 1
+        return imported, warnings
+
+    def _import_blob(self, blobs: Path, digest: str, lease: "Lease", warnings: list[str],
+                     src: Path) -> bool:
+        from .content import ContentError
+
+        lease.add(blobs=[digest])
+        if self.store.content.has(digest):
+            return True
+        try:
+            with open(blobs / digest_hex(digest), "rb") as stream:
+                self.store.content.put_stream(stream, digest)
+        except FileNotFoundError:
+            warnings.append(f"cache import from {src}: blob {digest} is missing: the steps "
+                            "that need it are not imported")
+            return False
+        except (ContentError, OSError, ValueError) as err:
+            warnings.append(f"cache import from {src}: blob {digest} is damaged "
+                            f"({_reason(err)}): the steps that need it are not imported")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ prune, usage
+
+    def records(self) -> list[tuple[CacheRecord, float]]:
+        """Every readable record with its last use (a time stamp), oldest first."""
+        found = []
+        try:
+            entries = list(os.scandir(self._records))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            try:
+                found.append((CacheRecord.from_json(Path(entry.path).read_bytes()),
+                              entry.stat().st_mtime))
+            except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+                continue
+        return sorted(found, key=lambda item: item[1])
+
+    def own_size(self, record: CacheRecord) -> int:
+        """The size of the layer the record's step made (0 for a metadata step)."""
+        try:
+            history = json.loads(record.config).get("history") or []
+        except ValueError:
+            return 0
+        if not record.layers or not history or history[-1].get("empty_layer"):
+            return 0
+        return record.layers[-1].size
+
+    def mounts(self) -> list[tuple[Path, int, float]]:
+        """The ``RUN --mount=type=cache`` directories: (path, bytes, last change)."""
+        try:
+            entries = [Path(e.path) for e in os.scandir(self.dir / "mounts") if e.is_dir()]
+        except FileNotFoundError:
+            return []
+        return [(path, _tree_size(path), path.stat().st_mtime) for path in entries]
+
+    def usage(self) -> tuple[int, int]:
+        """(records and cache mounts, bytes): the Build Cache row of ``system df``."""
+        records = self.records()
+        layers = {r.layers[-1].digest: self.own_size(r) for r, _ in records if r.layers}
+        mounts = self.mounts()
+        return len(records) + len(mounts), sum(layers.values()) + sum(m[1] for m in mounts)
+
+    def prune(self, *, all: bool = False, until: float | None = None,
+              keep_storage: int | None = None) -> tuple[list[tuple[str, int, float]], int]:
+        """Remove records (and cache mounts) not used since ``until`` (a time stamp; None:
+        any time), or every one with ``all``; with ``keep_storage``, only the oldest ones
+        while the cache holds more than that many bytes. Returns the removed entries
+        (id, size, last use) and the bytes the cache mounts freed; the layers are freed by
+        the garbage collection the caller runs next."""
+        candidates: list[tuple[str, int, float, Any]] = []
+        for record, used in self.records():
+            candidates.append((digest_hex(record.key), self.own_size(record), used, record))
+        for path, size, used in self.mounts():
+            candidates.append((f"mount:{path.name}", size, used, path))
+        candidates.sort(key=lambda item: item[2])
+        total = sum(item[1] for item in candidates)
+        removed: list[tuple[str, int, float]] = []
+        freed_mounts = 0
+        for name, size, used, what in candidates:
+            if not all and until is not None and used >= until:
+                continue
+            if keep_storage is not None and total <= keep_storage:
+                break
+            if isinstance(what, Path):
+                shutil.rmtree(what, ignore_errors=True)
+                freed_mounts += size
+            else:
+                self.store.roots.remove(ROOT_PREFIX + name)
+                (self._records / f"{name}.json").unlink(missing_ok=True)
+            total -= size
+            removed.append((name, size, used))
+        if all and keep_storage is None:
+            shutil.rmtree(self._children, ignore_errors=True)
+            shutil.rmtree(self.dir / "files", ignore_errors=True)
+        return removed, freed_mounts
+
+
+def _write_blob(blobs: Path, data: bytes, media_type: str) -> dict[str, Any]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    _replace(blobs / digest_hex(digest), data)
+    return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+
+def _read_checked(blobs: Path, digest: str) -> bytes:
+    """A small blob of an exported cache, whose content must match its digest."""
+    if not isinstance(digest, str) or not digest.startswith("sha256:") or \
+            len(digest) != 71 or not all(c in "0123456789abcdef" for c in digest[7:]):
+        raise ValueError(f"invalid digest {digest!r}")
+    path = blobs / digest[7:]
+    if path.stat().st_size > 64 << 20:
+        raise ValueError(f"blob {digest} is too large for a cache manifest or config")
+    data = path.read_bytes()
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"blob {digest} does not match its digest")
+    return data
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, FileNotFoundError):
+        return f"{err.filename or 'a file'} is missing"
+    if isinstance(err, KeyError):
+        return f"{err} is missing"
+    return str(getattr(err, "message", None) or err)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for top, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 def _replace(path: Path, data: bytes) -> None:
