@@ -188,7 +188,7 @@ def inspect(name: str, *, store: Store | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Id": _image_id(store, desc),
         "RepoTags": [familiar(n) for n in store.index.names_of(desc.digest)],
-        "RepoDigests": [],  # lamina does not record which registry digests a name had
+        "RepoDigests": _repo_digests(store, desc.digest),  # pulls and pushes record them
         "Parent": "",
         # Docker shows the config's comment, else the last step's ("buildkit.dockerfile.v0").
         "Comment": raw.get("comment") or last_comment or "",
@@ -209,6 +209,12 @@ def inspect(name: str, *, store: Store | None = None) -> dict[str, Any]:
         "Descriptor": {"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size},
     })
     return out
+
+
+def _repo_digests(store: Store, digest: str) -> list[str]:
+    """``name@sha256:<registry digest>`` that pulls and pushes recorded for the image."""
+    from ..registry.repodigests import RepoDigests
+    return RepoDigests(store.root, store.lock).familiar_of(digest)
 
 
 def history(name: str, *, store: Store | None = None) -> list[HistoryRow]:

@@ -102,10 +102,12 @@ def pull_all_tags(name: str, **options) -> list[PullResult]:
 
 
 def push(name: str, *, store: Store | None = None, progress: ProgressCallback | None = None,
-         chunk_size: int | None = None) -> PushResult:
+         chunk_size: int | None = None, compression: str | None = "gzip") -> PushResult:
     """Push the local image ``NAME[:TAG]`` (default tag ``latest``) to its registry (docker.io
     for a name without a registry host). ``chunk_size`` sends blobs in chunks of that many
-    bytes instead of one request each."""
+    bytes instead of one request each. Uncompressed layers are sent compressed with
+    ``compression`` (``"gzip"``, as Docker; ``"zstd"``; ``"none"``: as stored); the digest
+    pushed then differs from the local one, and is recorded as a RepoDigest."""
     from ..registry.push import push_image
 
     store = store or Store.open()
@@ -115,7 +117,7 @@ def push(name: str, *, store: Store | None = None, progress: ProgressCallback | 
                          hint="tag the image first: lamina tag IMAGE NAME:TAG")
     with _session(store.root) as session:
         pushed = push_image(store, ref, session, progress=progress or ignore,
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, compression=compression)
     return PushResult(str(ref), ref.repository, ref.tag or "", pushed.digest, pushed.size)
 
 

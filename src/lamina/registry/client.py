@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import BinaryIO, Callable, Mapping
 
 from ..image.digest import sha256_digest
@@ -152,7 +153,19 @@ class Repository:
 
     def get_manifest(self, reference: str) -> tuple[bytes, str | None]:
         """The raw manifest or index at a tag or digest, and its media type if the registry
-        said (quirks.manifest_media_type); a digest is checked against the bytes."""
+        said (quirks.manifest_media_type); a digest is checked against the bytes. A download
+        cut short or damaged is tried again, a few times."""
+        transport = self.registry.transport
+        for attempt in range(transport.attempts):
+            try:
+                return self._get_manifest(reference)
+            except TransferError:
+                if attempt == transport.attempts - 1:
+                    raise
+                time.sleep(transport.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _get_manifest(self, reference: str) -> tuple[bytes, str | None]:
         what = f"manifest {self}{'@' if ':' in reference else ':'}{reference}"
         with self._request("GET", f"/v2/{self.name}/manifests/{reference}", what,
                            headers={"Accept": quirks.MANIFEST_ACCEPT}) as response:

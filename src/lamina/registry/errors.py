@@ -26,3 +26,15 @@ class UnavailableError(RegistryError):
 
 class TransferError(RegistryError):
     """A download or upload cut short or damaged on the way (worth another attempt)."""
+
+
+def naming(err: BaseException, reference: str) -> BaseException:
+    """``err`` with its message led by ``reference`` (the image the user named), unless it
+    names it already; the same class, hint and attributes. Other exceptions as they are."""
+    if isinstance(err, LaminaError) and reference not in err.message:
+        named = type(err).__new__(type(err))
+        named.__dict__.update(err.__dict__)
+        named.message = f"{reference}: {err.message}"
+        named.args = (named.message,)
+        return named
+    return err

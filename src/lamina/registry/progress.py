@@ -11,7 +11,8 @@ from typing import Callable
 from ..image.digest import short_id
 
 # Pull: Waiting, Downloading, Download complete, Extracting, Pull complete, Already exists.
-# Push: Preparing, Waiting, Pushing, Pushed, Layer already exists, Mounted from <repository>.
+# Push: Preparing, Compressing (a plain layer, compressed.py), Waiting, Pushing, Pushed,
+# Layer already exists, Mounted from <repository>.
 FINAL_STATUSES = ("Pull complete", "Already exists", "Pushed", "Layer already exists",
                   "Mounted from")
 

@@ -24,19 +24,21 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ..errors import LaminaError
 from ..image.descriptor import Descriptor
 from ..image.manifest import Index, Manifest, parse_manifest
 from ..image.platform import Platform, host_platform
 from ..image.reference import ImageReference
-from ..image.source import ImageBase
+from ..image.source import ImageBase, ImageError
 from ..store import Store
 from ..store.commit import copy_image
 from ..store.content import CHUNK, ContentStore, DigestMismatchError
 from ..store.layout import ImageNotFoundError
 from .client import Repository, Session
-from .errors import RegistryError, TransferError
+from .errors import RegistryError, TransferError, naming
 from .mirrors import Endpoint, pull_endpoints
 from .progress import LayerProgress, ProgressCallback, ignore
+from .repodigests import RepoDigests
 from .sources import BlobSources
 
 DOWNLOAD_WORKERS = 3   # Docker's max-concurrent-downloads
@@ -54,6 +56,23 @@ class RegistryImage(ImageBase):
 
     def manifest_bytes(self) -> bytes:
         return self._raw
+
+    def config_bytes(self) -> bytes:
+        """The config, checked against its digest; a download cut short or damaged is tried
+        again, a few times."""
+        transport = self.repository.registry.transport
+        for attempt in range(transport.attempts):
+            try:
+                return super().config_bytes()
+            except (TransferError, ImageError) as err:
+                if attempt == transport.attempts - 1:
+                    raise TransferError(
+                        f"config {self.manifest().config.digest} of {self.repository}: "
+                        f"{err.message} ({transport.attempts} attempts)",
+                        hint="the registry or the network damages downloads: try again "
+                             "later") from None
+                time.sleep(transport.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         if self._local is not None and self._local.has(desc.digest):
@@ -104,7 +123,16 @@ def find_image(session: Session, ref: ImageReference, platform: Platform,
 def pull_image(store: Store, ref: ImageReference, session: Session, *,
                platform: Platform | None = None, progress: ProgressCallback = ignore,
                unpack: bool = True) -> PulledImage:
-    """Pull ``ref`` (``with_default_tag`` applied by the caller) into ``store`` and name it."""
+    """Pull ``ref`` (``with_default_tag`` applied by the caller) into ``store`` and name it.
+    A failure names ``ref``."""
+    try:
+        return _pull(store, ref, session, platform, progress, unpack)
+    except LaminaError as err:
+        raise naming(err, str(ref)) from None
+
+
+def _pull(store: Store, ref: ImageReference, session: Session, platform: Platform | None,
+          progress: ProgressCallback, unpack: bool) -> PulledImage:
     image, digest, endpoint = find_image(session, ref, platform or host_platform(),
                                          store.content)
     manifest = image.manifest()
@@ -134,6 +162,9 @@ def pull_image(store: Store, ref: ImageReference, session: Session, *,
             store.add_image(manifest.digest)
     BlobSources(store.root, store.lock).record(
         endpoint.host, ref.path, [manifest.config.digest, *(d.digest for d in manifest.layers)])
+    RepoDigests(store.root, store.lock).record(
+        manifest.digest, ref.repository, digest,
+        keep={entry.descriptor.digest for entry in store.index.list()})
     return PulledImage(ref, digest, manifest, tuple(d.digest for d in missing),
                        manifest.digest in present, str(endpoint))
 

@@ -60,6 +60,13 @@ class Response:
             raise TransferError(f"the download from {urlsplit(self.url).netloc} was cut "
                                 f"short after {self.received} bytes ({_reason(err)})",
                                 hint="try again") from None
+        left = self._raw.length  # what Content-Length still promises (None: unknown)
+        if not data and size != 0 and left:
+            # http.client returns b"" at an early end of the body: say what happened.
+            self._discard()
+            raise TransferError(f"the download from {urlsplit(self.url).netloc} was cut "
+                                f"short after {self.received} bytes (connection closed with "
+                                f"{left} bytes still to come)", hint="try again")
         self.received += len(data)
         if self._raw.isclosed():
             self._release()
