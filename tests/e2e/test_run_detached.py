@@ -177,7 +177,7 @@ def test_rmi_refuses_the_image_of_a_container(lamina):
 
 def test_detached_rm_container_removes_itself_and_wait_gets_its_code(lamina, root):
     container_id = lamina("run", "-d", "--rm", "--network", "none", "busybox", "sh", "-c",
-                          "sleep 0.5; exit 6").stdout.strip()
+                          "sleep 3; exit 6").stdout.strip()   # time for `wait` to start
     assert lamina("wait", container_id).stdout == "6\n"
     assert eventually(lambda: not (root / "containers" / container_id).exists())
 

@@ -178,8 +178,7 @@ def test_parse_mount(tmp_path):
     assert parse_mount("type=tmpfs,destination=/t") == ("tmpfs", "/t")
     with pytest.raises(UsageError, match="bind source path does not exist"):
         parse_mount("type=bind,source=/no/such/path,target=/x")
-    with pytest.raises(UsageError, match="volumes are not supported yet"):
-        parse_mount("source=named,target=/x")
+    assert parse_mount("source=named,target=/x") == ("volume", "named:/x")
     with pytest.raises(UsageError, match="target is required"):
         parse_mount(f"type=bind,source={tmp_path}")
     with pytest.raises(UsageError, match="unknown key 'colour'"):

@@ -40,6 +40,12 @@ _LAZY = {  # name -> submodule
         "get_container", "container_logs", "container_port", "exec_run", "inspect_container",
         "prune_containers", "Container", "ContainerPruneReport", "ImageNotLocalError",
         "NoSuchContainerError", "ContainerConflictError")},
+    **{name: "volumes" for name in (
+        "create_volume", "list_volumes", "inspect_volume", "remove_volume", "prune_volumes",
+        "Volume", "VolumePruneReport", "NoSuchVolumeError", "VolumeInUseError")},
+    **{name: "cp" for name in (
+        "copy_from_container", "copy_to_container", "export_container", "NoSuchPathError")},
+    "commit_container": "commit", "CommittedImage": "commit",
 }
 
 __all__ = [

@@ -31,8 +31,10 @@ from ..runtime.containers import (ROOT_PREFIX, Container, ContainerConflictError
                                   parse_extra_host, parse_signal, read_log)
 from ..runtime.errors import ContainerError
 from ..runtime.options import RunOptions
+from ..runtime.volumes import plan_mounts
 
 if TYPE_CHECKING:
+    from ..runtime.volumes import VolumeMount
     from ..store import Store
 
 __all__ = [
@@ -132,6 +134,8 @@ def _create(containers: ContainerStore, store: "Store", image: str, options: Run
         parse_extra_host(spec)
     if stop_signal:
         parse_signal(stop_signal)
+    volumes = plan_mounts(options.binds, list(config.get("Volumes") or {}),
+                          [spec.partition(":")[0] for spec in options.tmpfs])
     record = containers.create(Container(
         id=new_id(), name=options.name or "", image=image,
         image_id=found.manifest().config.digest, image_digest=found.digest(), created=now(),
@@ -141,11 +145,35 @@ def _create(containers: ContainerStore, store: "Store", image: str, options: Run
     try:
         store.roots.put(ROOT_PREFIX + record.id, Roots(images=frozenset({found.digest()})))
         lowers = unpack_image(store, found)
-        return containers.update(record.id, lowers=tuple(str(p) for p in lowers),
-                                 options=_to_json(replace(options, name=record.name)))
+        record = containers.update(record.id, lowers=tuple(str(p) for p in lowers),
+                                   options=_to_json(replace(options, name=record.name)))
+        if volumes:
+            record = _add_volumes(containers, record, volumes)
+        return record
     except BaseException:
-        containers.delete(record)
+        containers.delete(containers.load(record.id) or record, volumes=True)
         raise
+
+
+def _add_volumes(containers: ContainerStore, record: Container,
+                 planned: Sequence["VolumeMount"]) -> Container:
+    """Make the container's volumes that do not exist yet and record them as its own; then
+    fill those that are empty with the image's files at their mount points, as Docker does."""
+    from ..runtime.containerfs import container_root
+    from ..runtime.rootfs import resolve_in_root
+    from ..runtime.volumes import VolumeStore, fill
+
+    volumes = VolumeStore(containers.root)
+    with volumes.locked():          # no `volume rm` between making a volume and recording it
+        made = [replace(m, name=volumes.create(m.name or None, anonymous=m.anonymous).name)
+                for m in planned]
+        record = containers.update(record.id, volumes=tuple(m.to_json() for m in made))
+    to_fill = [m for m in made if m.copy and not any(volumes.data(m.name).iterdir())]
+    if to_fill:
+        with container_root(containers, record) as view:
+            for m in to_fill:
+                fill(volumes.data(m.name), resolve_in_root(view.root, m.destination))
+    return record
 
 
 def _to_json(options: RunOptions) -> dict[str, Any]:
@@ -228,10 +256,11 @@ def wait_container(ref: str, *, store: "Store | None" = None) -> int:
     return code
 
 
-def remove_container(ref: str, *, force: bool = False,
+def remove_container(ref: str, *, force: bool = False, volumes: bool = False,
                      store: "Store | None" = None) -> Container:
     """``docker rm``: remove a container that is not running (``force``: kill it first), its
-    files, and the GC root that kept its image."""
+    files, and the GC root that kept its image; with ``volumes`` (``-v``), its anonymous
+    volumes too."""
     containers = _containers(store)
     container = containers.get(ref)
     if container.status == "running":
@@ -246,7 +275,7 @@ def remove_container(ref: str, *, force: bool = False,
             return container
         raise ContainerConflictError(f"container {container.id[:12]} is being started")
     try:
-        containers.delete(container)
+        containers.delete(containers.load(container.id) or container, volumes=volumes)
     finally:
         os.close(lock)
     return container
@@ -396,7 +425,10 @@ def inspect_container(ref: str, *, store: "Store | None" = None) -> dict[str, An
             "Tmpfs": {spec.partition(":")[0]: spec.partition(":")[2] for spec in options.tmpfs},
             "Memory": options.memory or 0, "NanoCpus": int((options.cpus or 0) * 1e9),
             "PidsLimit": options.pids_limit, "ExtraHosts": list(c.extra_hosts) or None,
+            "Dns": list(options.dns), "DnsSearch": list(options.dns_search),
+            "DnsOptions": list(options.dns_options),
         },
+        "Mounts": _mounts(containers, c),
         "Config": {
             "Hostname": options.hostname or c.id[:12],
             "User": options.user or c.image_config.get("User", ""),
@@ -417,6 +449,20 @@ def inspect_container(ref: str, *, store: "Store | None" = None) -> dict[str, An
             "Gateway": network.get("gateway") or "",
         },
     }
+
+
+def _mounts(containers: ContainerStore, c: Container) -> list[dict[str, Any]]:
+    """Docker's Mounts: the host binds, then the volumes."""
+    from ..runtime.spec import parse_bind
+    from ..runtime.volumes import VolumeStore, host_binds
+
+    binds = [{"Type": "bind", "Source": b.source, "Destination": b.destination, "Mode": "",
+              "RW": not b.read_only, "Propagation": b.propagation}
+             for b in map(parse_bind, host_binds(c.run_options.binds))]
+    volumes = VolumeStore(containers.root)
+    return binds + [{"Type": "volume", "Name": m.name, "Source": str(volumes.data(m.name)),
+                     "Destination": m.destination, "Driver": "local", "Mode": "",
+                     "RW": not m.read_only, "Propagation": ""} for m in c.volume_mounts]
 
 
 def _port_bindings(c: Container) -> dict[str, list[dict[str, str]]]:

@@ -15,6 +15,7 @@ HELP = "Manage containers"
 
 # group subcommand -> (module under lamina.cli, aliases)
 REUSED: dict[str, tuple[str, list[str]]] = {
+    "commit": ("commit", []), "cp": ("cp", []), "export": ("export", []),
     "create": ("create", []), "exec": ("exec_", []), "kill": ("kill", []),
     "logs": ("logs", []), "ls": ("ps", ["ps", "list"]), "port": ("port", []),
     "restart": ("restart", []), "rm": ("rm", ["remove"]), "run": ("run", []),
@@ -71,7 +72,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from ..api import containers as api
     from .format import human_size
 
-    if not args.force and not _confirmed():
+    if not args.force and not confirm(PRUNE_WARNING):
         return 0
     report = api.prune_containers()
     if report.removed:
@@ -83,15 +84,16 @@ def run_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed() -> bool:
-    """Ask as docker does; without a terminal to ask on, refuse rather than guess."""
+def confirm(warning: str) -> bool:
+    """Ask as docker's prune commands do; without a terminal to ask on, refuse rather than
+    guess."""
     from ..errors import UsageError
 
     if not sys.stdin.isatty():
-        raise UsageError("container prune asks for confirmation, but stdin is not a terminal",
+        raise UsageError("prune asks for confirmation, but stdin is not a terminal",
                          hint="add -f (--force) to prune without asking")
     try:
-        answer = input(f"{PRUNE_WARNING}\nAre you sure you want to continue? [y/N] ")
+        answer = input(f"{warning}\nAre you sure you want to continue? [y/N] ")
     except EOFError:
         answer = ""
     return answer.strip().lower() in ("y", "yes")

@@ -27,7 +27,6 @@ COMMANDS: dict[str, str] = {
     "image": "image",
     "system": "system",
     "build": "build",
-    "builder": "builder",
     "pull": "pull",
     "push": "push",
     "login": "login",
@@ -45,6 +44,11 @@ COMMANDS: dict[str, str] = {
     "port": "port",
     "exec": "exec_",
     "container": "container",
+    "builder": "builder",
+    "cp": "cp",
+    "export": "export",
+    "commit": "commit",
+    "volume": "volume",
 }
 
 

@@ -1,5 +1,5 @@
 """``lamina rm [-f] [-v] CONTAINER...``: remove containers, their files, and the hold they
-had on their image."""
+had on their image; with -v their anonymous volumes too."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +11,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true",
                    help="kill and remove a running container")
     p.add_argument("-v", "--volumes", action="store_true",
-                   help="accepted for docker's sake: lamina containers have no anonymous "
-                        "volumes yet")
+                   help="remove the anonymous volumes of the container too")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -20,4 +19,5 @@ def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
     from .stop import for_each
 
-    return for_each(args.containers, lambda ref: api.remove_container(ref, force=args.force))
+    return for_each(args.containers, lambda ref: api.remove_container(
+        ref, force=args.force, volumes=args.volumes))

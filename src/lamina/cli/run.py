@@ -48,11 +48,17 @@ def register_container_options(p: argparse.ArgumentParser) -> None:
                    help="bridge (default), host or none")
     p.add_argument("--add-host", metavar="HOST:IP", **many,
                    help="add a line to /etc/hosts (IP may be host-gateway)")
-    p.add_argument("--dns", metavar="IP", **many, help="not supported yet")
-    p.add_argument("-v", "--volume", metavar="HOST:CONTAINER[:ro]", **many,
-                   help="bind mount a host path")
-    p.add_argument("--mount", metavar="type=bind|tmpfs,...", **many,
-                   help="a bind or tmpfs mount, in docker's --mount syntax")
+    p.add_argument("--dns", metavar="IP", **many,
+                   help="a name server for the container (instead of the host's)")
+    p.add_argument("--dns-search", metavar="DOMAIN", **many,
+                   help="a DNS search domain (. alone: none)")
+    p.add_argument("--dns-option", metavar="OPTION", **many,
+                   help="a resolv.conf option, e.g. ndots:2")
+    p.add_argument("-v", "--volume", metavar="HOST|NAME:CONTAINER[:ro]", **many,
+                   help="bind mount a host path, or mount a named volume (made when missing); "
+                        "a container path alone mounts a new anonymous volume")
+    p.add_argument("--mount", metavar="type=bind|volume|tmpfs,...", **many,
+                   help="a bind, volume or tmpfs mount, in docker's --mount syntax")
     p.add_argument("--tmpfs", metavar="PATH[:OPTIONS]", **many, help="mount a tmpfs")
     p.add_argument("--read-only", action="store_true",
                    help="mount the container's root file system read-only")
@@ -116,22 +122,19 @@ def create_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_options(args: argparse.Namespace) -> "RunOptions":
-    from ..errors import UsageError
     from ..runtime.options import RunOptions, parse_bytes
 
-    if args.dns:
-        raise UsageError("--dns is not supported yet",
-                         hint="the container gets the host's name servers")
     binds, tmpfs = list(args.volume), list(args.tmpfs)
     for spec in args.mount:
         kind, value = parse_mount(spec)
-        (binds if kind == "bind" else tmpfs).append(value)
+        (tmpfs if kind == "tmpfs" else binds).append(value)
     return RunOptions(
         command=args.command, entrypoint=args.entrypoint,
         env=environment(args.env_file, args.env), workdir=args.workdir,
         user=args.user, hostname=args.hostname, tty=args.tty, interactive=args.interactive,
         name=args.name, remove=args.rm, binds=binds, tmpfs=tmpfs, read_only=args.read_only,
         network_mode="bridge" if args.network == "default" else args.network,
+        dns=args.dns, dns_search=args.dns_search, dns_options=args.dns_option,
         privileged=args.privileged, cap_add=args.cap_add, cap_drop=args.cap_drop,
         security_opt=args.security_opt, memory=parse_bytes(args.memory) if args.memory else None,
         cpus=args.cpus, pids_limit=args.pids_limit, ulimits=args.ulimit)
@@ -170,8 +173,9 @@ def read_env_file(path: str) -> list[str]:
 
 
 def parse_mount(spec: str) -> tuple[str, str]:
-    """``--mount type=bind,source=/a,target=/b,readonly`` as ("bind", "/a:/b:ro"), and
-    ``type=tmpfs,target=/t,tmpfs-size=64m`` as ("tmpfs", "/t:size=67108864")."""
+    """``--mount type=bind,source=/a,target=/b,readonly`` as ("bind", "/a:/b:ro"),
+    ``type=volume,source=v,target=/b`` as ("volume", "v:/b") (no source: ":/b", an anonymous
+    volume), and ``type=tmpfs,target=/t,tmpfs-size=64m`` as ("tmpfs", "/t:size=67108864")."""
     from ..errors import UsageError
     from ..runtime.options import parse_bytes
 
@@ -201,12 +205,14 @@ def parse_mount(spec: str) -> tuple[str, str]:
         if "tmpfs-mode" in fields:
             options.append(f"mode={fields.pop('tmpfs-mode')}")
         value = f"{target}:{','.join(options)}" if options else target
-    elif kind == "volume":
-        raise UsageError(f"--mount {spec!r}: volumes are not supported yet",
-                         hint="use type=bind with a host path, or type=tmpfs")
+    elif kind == "volume" and not (source or "").startswith("/"):
+        modes = ["ro"] if readonly.lower() in ("true", "1") else []
+        if fields.pop("volume-nocopy", "false").lower() in ("true", "1"):
+            modes.append("nocopy")
+        value = f"{source or ''}:{target}" + (f":{','.join(modes)}" if modes else "")
     else:
         raise UsageError(f"invalid --mount {spec!r}", hint="type=bind needs a source, "
-                         "type=tmpfs takes none")
+                         "type=volume a volume name or none, type=tmpfs none")
     if fields:
         raise UsageError(f"invalid --mount {spec!r}: unknown key {next(iter(fields))!r}")
     return kind, value

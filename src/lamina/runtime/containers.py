@@ -41,6 +41,7 @@ from .ports import PortMapping
 
 if TYPE_CHECKING:
     from ..store import Store
+    from .volumes import VolumeMount
 
 ROOT_PREFIX = "container-"          # the GC root that keeps a container's image
 EXIT_UNKNOWN = 255                  # the code of a container whose supervisor died with it
@@ -90,6 +91,7 @@ class Container:
     finished: str = ""
     network: dict[str, Any] | None = None   # the NetworkAttachment while it runs
     runs: int = 0                       # how many times it was started
+    volumes: tuple[dict[str, Any], ...] = ()    # the volumes it mounts (VolumeMount JSON)
 
     @property
     def run_options(self) -> RunOptions:
@@ -99,6 +101,11 @@ class Container:
     def ports(self) -> tuple[PortMapping, ...]:
         """The published ports with their host ports, while it runs."""
         return tuple(PortMapping.from_json(p) for p in (self.network or {}).get("ports", ()))
+
+    @property
+    def volume_mounts(self) -> "tuple[VolumeMount, ...]":
+        from .volumes import VolumeMount
+        return tuple(VolumeMount.from_json(v) for v in self.volumes)
 
     @property
     def signal_to_stop(self) -> int:
@@ -256,14 +263,25 @@ class ContainerStore:
                                        hint="`lamina ps -a` lists the containers")
         return matches[0]
 
-    def delete(self, container: Container) -> None:
-        """Remove the container's directory and the GC root that keeps its image."""
+    def delete(self, container: Container, *, volumes: bool = False) -> None:
+        """Remove the container's directory and the GC root that keeps its image; with
+        ``volumes``, its anonymous volumes too (those no other container uses)."""
         cdir = self.path(container.id)
         if os.path.ismount(cdir / "merged"):   # never walk into a mounted root file system
             raise ContainerError(f"{cdir / 'merged'} is still mounted; not removing {cdir}")
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(cdir)
         self.store.roots.remove(ROOT_PREFIX + container.id)
+        anonymous = [m.name for m in container.volume_mounts if m.anonymous and m.name]
+        if volumes and anonymous:
+            from .volumes import VolumeStore
+
+            store = VolumeStore(self.root)
+            with store.locked():
+                in_use = {m.name for c in self.list() for m in c.volume_mounts}
+                for name in anonymous:
+                    if name not in in_use and store.find(name) is not None:
+                        store.remove(name)
 
     # --- supervision --------------------------------------------------------------------------
 
@@ -345,19 +363,45 @@ class ContainerStore:
                 if c.status == "running" or self._has_leftovers(c):
                     self._clean_up(c)
                     cleaned.append(c.id)
+            # A build's RUN containers live under builds/, not containers/: what a killed build
+            # left is cleaned here, and while some build runs, networks without a container
+            # of ours may be its RUN's (made before its directory): not stale.
+            building = self._sweep_builds()
             # A network whose container is gone, or whose container nobody supervises, is stale.
-            dead = {n for n in networks if n in held or not self.path(n).exists()}
+            dead = {n for n in networks
+                    if n in held or (not self.path(n).exists() and not building)}
             if dead:
                 from .network import cleanup_stale
                 cleanup_stale(self.root, live_container_ids=networks - dead)
             for cid in cleaned:
                 c = self.load(cid)
                 if c is not None and c.run_options.remove:
-                    self.delete(c)
+                    self.delete(c, volumes=True)
         finally:
             for fd in held.values():
                 os.close(fd)
         return cleaned
+
+    def _sweep_builds(self) -> bool:
+        """Clean up after builds killed on the way (their directory unlocked): their RUN
+        containers in the runtime, mounts and directory. True while some build runs."""
+        parent = self.root / "builds"
+        builds = [p for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+        if not builds:
+            return False
+        from ..store.locks import is_abandoned
+        dead = [p for p in builds if is_abandoned(p)]
+        if dead:
+            from ..build.builder import _remove_abandoned_builds
+            from .crun import Runtime
+            runtime = Runtime()
+            for build in dead:
+                for cdir in build.iterdir():
+                    if is_abandoned(build) and runtime.state(cdir.name) is not None:
+                        with contextlib.suppress(ContainerError):
+                            runtime.delete(cdir.name, force=True)
+            _remove_abandoned_builds(self.store)  # rechecks each under the store lock
+        return len(dead) < len(builds)
 
     def _has_leftovers(self, c: Container) -> bool:
         """What a supervisor killed while it set the container up may have left."""
@@ -402,9 +446,15 @@ def run_lowers(cdir: Path, image_lowers: tuple[str, ...]) -> list[Path]:
         if os.path.ismount(path):
             raise ContainerError(f"{path} is still mounted", hint="run `lamina ps` to clean up")
         shutil.rmtree(path, ignore_errors=True)
-    earlier = sorted(layers.iterdir(), key=lambda p: int(p.name), reverse=True) \
-        if layers.exists() else []
-    return earlier + [Path(p) for p in image_lowers]
+    return earlier_layers(cdir) + [Path(p) for p in image_lowers]
+
+
+def earlier_layers(cdir: Path) -> list[Path]:
+    """The upper directories of the container's earlier runs (layers/<n>), topmost first."""
+    layers = cdir / "layers"
+    if not layers.exists():
+        return []
+    return sorted(layers.iterdir(), key=lambda p: int(p.name), reverse=True)
 
 
 # --- the log ----------------------------------------------------------------------------------

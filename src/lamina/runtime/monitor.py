@@ -13,8 +13,8 @@ It is a child subreaper (run.py), so it can wait for the container's init and ge
 status. Its stdout and stderr are pipes that a thread copies into the container's log: the
 container writes there, and so do run.py's relays (a pty's output with -t). With -i the
 container's stdin is a pipe the monitor keeps open and never writes, so the container does not
-see an end of input, as with Docker when nothing is attached. Once the container has been
-created (its init's pid file exists), the monitor reports to ``spawn`` on pipe FD: JSON
+see an end of input, as with Docker when nothing is attached. Once the container's process
+runs (run_container's ``on_started``), the monitor reports to ``spawn`` on pipe FD: JSON
 ``{"exit_code": 0}``, or the error and its exit code when the container could not start.
 """
 from __future__ import annotations
@@ -71,14 +71,27 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
     from .network import attach, detach
     from .ports import PortMapping
     from .run import run_container
+    from .volumes import VolumeStore, bind_specs, host_binds
 
     options = c.run_options
     cdir = containers.path(c.id)
     if c.lowers is None:
         raise ContainerError(f"the image of container {c.id[:12]} was never unpacked",
                              hint="remove the container and create it again")
-    watcher = _StartWatcher(cdir / "bundle" / "init.pid",
-                            lambda pid: _started(containers, c.id, pid, on_started))
+    # The volumes are bound as their data directories; --rm is done here, once the network is
+    # released: run.py must keep the container's directory.
+    binds = (*host_binds(options.binds),
+             *bind_specs(VolumeStore(containers.root), c.volume_mounts))
+    run_options = dataclasses.replace(options, remove=False, binds=binds)
+    started_pid = 0
+
+    def started(pid: int) -> None:
+        nonlocal started_pid
+        started_pid = pid
+        containers.update(c.id, pid=pid)
+        if on_started is not None:
+            on_started()
+
     try:
         lowers = run_lowers(cdir, c.lowers)
         attachment = attach(c.id, mode=options.network_mode,
@@ -88,12 +101,9 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
             attachment = _with_extra_hosts(attachment, c.extra_hosts)
             containers.update(c.id, status="running", started=now(), finished="", error="",
                               exit_code=0, pid=0, network=attachment.to_json(), runs=c.runs + 1)
-            with watcher:
-                # --rm is done here, once the network is released: run.py must keep the dir.
-                code = run_container(state_dir=containers.dir, lowers=lowers,
-                                     image_config=c.image_config,
-                                     options=dataclasses.replace(options, remove=False),
-                                     network=attachment)
+            code = run_container(state_dir=containers.dir, lowers=lowers,
+                                 image_config=c.image_config, options=run_options,
+                                 network=attachment, on_started=started)
         finally:
             detach(attachment, state_root=containers.root)
         containers.update(c.id, status="exited", exit_code=code, finished=now(), pid=0,
@@ -101,20 +111,13 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
         return code
     except BaseException as err:    # ^C while setting up included: the record must not stay
         failed = err if isinstance(err, LaminaError) else ContainerError(repr(err))
-        containers.update(c.id, status="exited" if watcher.pid else "created",
+        containers.update(c.id, status="exited" if started_pid else "created",
                           exit_code=failed.exit_code, error=failed.message, finished=now(),
                           pid=0, network=None)
         raise
     finally:
         if options.remove:
-            containers.delete(c)
-
-
-def _started(containers: ContainerStore, container_id: str, pid: int,
-             on_started: Callable[[], None] | None) -> None:
-    containers.update(container_id, pid=pid)
-    if on_started is not None:
-        on_started()
+            containers.delete(c, volumes=True)
 
 
 def _with_extra_hosts(attachment: "NetworkAttachment", extra_hosts: tuple[str, ...]
@@ -133,40 +136,6 @@ def _with_extra_hosts(attachment: "NetworkAttachment", extra_hosts: tuple[str, .
     at = len(entries) - 1 if attachment.ip_address else len(entries)
     return dataclasses.replace(attachment,
                                hosts_entries=tuple(entries[:at] + lines + entries[at:]))
-
-
-class _StartWatcher:
-    """Calls ``callback(pid)`` once the runtime has written the container's pid file.
-
-    run_container() runs the container in one call; its pid file, written when the runtime has
-    created the container, is the sign that the command was found and the container is about
-    to start. Polled every 2 ms: creating a container takes 10 ms or more.
-    """
-
-    def __init__(self, pid_file: Path, callback: Callable[[int], None]) -> None:
-        self.pid_file, self.callback = pid_file, callback
-        self.pid = 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="start-watcher", daemon=True)
-
-    def __enter__(self) -> "_StartWatcher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        while not self._done.wait(0.002):
-            try:
-                pid = int(self.pid_file.read_text() or 0)
-            except (FileNotFoundError, ValueError):    # not yet, or being written
-                continue
-            if pid:
-                self.pid = pid
-                self.callback(pid)
-                return
 
 
 # --- the detached monitor process -------------------------------------------------------------

@@ -5,6 +5,7 @@ tuples so that a RunOptions never changes after it is made.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, fields
 from typing import Sequence
@@ -32,6 +33,9 @@ class RunOptions:
     tmpfs: Sequence[str] = ()            # --tmpfs /ctr[:mount options]
     read_only: bool = False              # --read-only root file system
     network_mode: str = "bridge"         # --network bridge | host | none
+    dns: Sequence[str] = ()              # --dns IP: the name servers, instead of the host's
+    dns_search: Sequence[str] = ()       # --dns-search DOMAIN ("." alone: no search domain)
+    dns_options: Sequence[str] = ()      # --dns-option OPTION (ndots:2, ...)
     privileged: bool = False
     cap_add: Sequence[str] = ()
     cap_drop: Sequence[str] = ()
@@ -49,6 +53,12 @@ class RunOptions:
         if self.network_mode not in NETWORK_MODES:
             raise ContainerError(f"network {self.network_mode!r} not found",
                                  hint=f"use one of: {', '.join(NETWORK_MODES)}")
+        for ip in self.dns:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise ContainerError(f"{ip} is not an ip address",
+                                     hint="--dns takes IP addresses") from None
         if self.name is not None and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", self.name):
             raise ContainerError(f"invalid container name {self.name!r}, "
                                  "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")

@@ -18,7 +18,7 @@ import shutil
 import socket
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from . import seccomp
 from .command import resolve_command
@@ -47,12 +47,14 @@ _SKIPPED_DEV = {"pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mounts", ".udev"}
 
 
 def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapping,
-                  options: RunOptions, network: NetworkAttachment | None = None) -> int:
+                  options: RunOptions, network: NetworkAttachment | None = None,
+                  on_started: Callable[[int], None] | None = None) -> int:
     """Run the image whose layer directories are `lowers` (topmost first); its exit status.
 
     `image_config` is the `config` part of the image config (Docker's keys: Entrypoint, Cmd,
     Env, WorkingDir, User, ...). `network`, from network.attach(), gives the container's id,
     the namespace to join and the /etc/hosts lines; the caller detaches it afterwards.
+    `on_started(pid)` is called with the container init's pid once its process runs.
     Raises ContainerError (exit code 125, 126 or 127) when the container cannot be set up or
     its command cannot run.
     """
@@ -62,12 +64,13 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
         raise ContainerError(f"the working directory {workdir!r} is invalid, "
                              "it needs to be an absolute path")
     netns = _network_namespace(options, network)
-    runtime = Runtime()
     container_id = network.container_id if network else secrets.token_hex(32)
     hostname = options.hostname or (socket.gethostname() if options.network_mode == "host"
                                     else container_id[:12])
     cdir = Path(state_dir) / container_id
     upper, work, merged, bundle = cdir / "upper", cdir / "work", cdir / "merged", cdir / "bundle"
+    runtime = Runtime() if on_started is None else \
+        _ReportingRuntime(on_started, pid_file=bundle / "init.pid")
 
     with contextlib.ExitStack() as cleanup:
         for d in (upper, work, merged, bundle):
@@ -82,9 +85,11 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
 
         user = resolve_user(merged, options.user or image_config.get("User"))
         make_dir_in_root(merged, workdir)   # Docker creates a missing working directory
-        for spec in options.binds:          # and, for -v, a missing host directory
-            Path(parse_bind(spec).source).mkdir(parents=True, exist_ok=True)
-        etc_files = _write_etc_files(cdir, hostname, options.network_mode,
+        for spec in options.binds:          # and, for -v, a missing host path as a directory
+            source = parse_bind(spec).source
+            if not os.path.lexists(source):
+                Path(source).mkdir(parents=True, exist_ok=True)
+        etc_files = _write_etc_files(cdir, hostname, options,
                                      network.hosts_entries if network else None)
 
         cgroups_path = f"/lamina/{container_id}"
@@ -118,12 +123,13 @@ def _network_namespace(options: RunOptions, network: NetworkAttachment | None) -
     return "none"
 
 
-def _write_etc_files(cdir: Path, hostname: str, mode: str,
+def _write_etc_files(cdir: Path, hostname: str, options: RunOptions,
                      hosts_entries: Sequence[str] | None) -> dict[str, Path]:
     """The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker makes them.
 
     /etc/hosts holds `hosts_entries` when the network code gives them.
     """
+    mode = options.network_mode
     files = {"/etc/hostname": cdir / "hostname", "/etc/hosts": cdir / "hosts",
              "/etc/resolv.conf": cdir / "resolv.conf"}
     files["/etc/hostname"].write_text(hostname + "\n")
@@ -137,8 +143,27 @@ def _write_etc_files(cdir: Path, hostname: str, mode: str,
     resolv = _read("/etc/resolv.conf")
     if mode != "host":
         resolv = _without_loopback_nameservers(resolv)
+    if options.dns or options.dns_search or options.dns_options:
+        resolv = _with_dns_options(resolv, options)
     files["/etc/resolv.conf"].write_text(resolv)
     return files
+
+
+def _with_dns_options(resolv: str, options: RunOptions) -> str:
+    """resolv.conf as Docker writes it for --dns, --dns-search, --dns-option: each one given
+    replaces the host's lines of its kind, the others are kept; nothing else is."""
+    def values(keyword: str) -> list[str]:
+        return [word for line in resolv.splitlines() if line.split()[:1] == [keyword]
+                for word in line.split()[1:]]
+    nameservers = list(options.dns) or values("nameserver")
+    search = list(options.dns_search) or values("search")
+    dns_options = list(options.dns_options) or values("options")
+    lines = [f"nameserver {ip}" for ip in nameservers]
+    if search and search != ["."]:     # "." alone means: no search domain
+        lines.append("search " + " ".join(search))
+    if dns_options:
+        lines.append("options " + " ".join(dns_options))
+    return "".join(line + "\n" for line in lines)
 
 
 def _read(path: str) -> str:
@@ -181,6 +206,22 @@ def _own_capabilities() -> list[str]:
         if line.startswith("CapBnd:"):
             return caps_from_mask(int(line.split()[1], 16))
     return list(ALL_CAPS)
+
+
+class _ReportingRuntime(Runtime):
+    """The OCI runtime, calling `on_started(pid)` once `start` has run the container's init.
+
+    run_attached() creates, starts and waits for the container in one call; its `start` is
+    the moment the container's process runs, so the report rides on it.
+    """
+
+    def __init__(self, on_started: Callable[[int], None], *, pid_file: Path) -> None:
+        super().__init__()
+        self._on_started, self._pid_file = on_started, pid_file
+
+    def start(self, container_id: str) -> None:
+        super().start(container_id)
+        self._on_started(int(self._pid_file.read_text()))   # written by `create`
 
 
 def _delete(runtime: Runtime, container_id: str) -> None:
