@@ -7,7 +7,6 @@ The public API is one function per command (``lamina.images()``, ``lamina.histor
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -23,7 +22,7 @@ _LAZY = {  # name -> module that defines it
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lamina' has no attribute {name!r}")

@@ -6,26 +6,38 @@
         print(image.repo_tags, image.size)
     api.tag("busybox", "localhost:5000/busybox:1")
 
-The image functions are imported with this package, not lazily: importing the submodule
-``lamina.api.images`` (or ``lamina.api.check``) sets the package attribute of that name to the
-module, so a lazy ``images`` or ``check`` would mean the function or the module depending on
-what was imported first. Imported here once, the names always mean the functions. Names that
-no submodule shadows are imported lazily, on first use. The command line stays fast either way:
-it imports this package only inside a command's ``run``.
+Every name is imported lazily, on first use, so the commands on fast paths (``run``, a cached
+``build``) do not pay for the others. Three functions share their name with the submodule that
+defines them (``images``, ``check``, ``build``); importing such a submodule would normally set
+the package attribute to the module and hide the function, so this package refuses that one
+assignment (``_Package.__setattr__``) and the names always mean the functions.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
+import types
 
-from .build import build
-from .check import CheckReport, Problem, check
-from .images import (
-    DiskUsage, HistoryRow, ImageConflictError, ImageSummary, NoSuchImageError, PruneReport,
-    RemovalEvent, UsageRow, disk_usage, history, images, inspect, prune, remove, tag,
-)
+# Functions named like the submodule that defines them.
+_SHADOWED = ("images", "check", "build")
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return      # the import system binding the submodule: keep the function's name free
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 _LAZY = {  # name -> submodule
+    "build": "build",
+    "check": "check", "CheckReport": "check", "Problem": "check",
+    **{name: "images" for name in (
+        "DiskUsage", "HistoryRow", "ImageConflictError", "ImageSummary", "NoSuchImageError",
+        "PruneReport", "RemovalEvent", "UsageRow", "disk_usage", "history", "images", "inspect",
+        "prune", "remove", "tag")},
     "save": "archive", "load": "archive", "LoadedImage": "archive",
     "import_image": "importer", "ImportedImage": "importer",
     "BuildError": "build", "BuildResult": "build", "StepReport": "build",
@@ -48,14 +60,10 @@ _LAZY = {  # name -> submodule
     "commit_container": "commit", "CommittedImage": "commit",
 }
 
-__all__ = [
-    "build", "CheckReport", "DiskUsage", "HistoryRow", "ImageConflictError", "ImageSummary",
-    "NoSuchImageError", "Problem", "PruneReport", "RemovalEvent", "UsageRow", "check",
-    "disk_usage", "history", "images", "inspect", "prune", "remove", "tag", *_LAZY,
-]
+__all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

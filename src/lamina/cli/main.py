@@ -1,8 +1,8 @@
 """``lamina`` entry point: a table of commands, each in its own module, imported only when run.
 
 Each command module defines ``HELP`` (one line), ``register(parser)`` to add its arguments,
-and ``run(args) -> int``. Registering every command costs only argparse, so ``lamina --help``
-stays fast; a command's heavy imports happen inside its ``run``.
+and ``run(args) -> int``. Only the command being run is imported and registered (all of them
+for ``lamina --help``); a command's heavy imports happen inside its ``run``.
 """
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that command's (the others are not imported:
+    each costs a module import, and the commands on fast paths cannot afford fifty)."""
     parser = argparse.ArgumentParser(
         prog="lamina",
         description="A daemonless, Docker-compatible container image builder and runtime.",
@@ -60,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lamina {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(f"{__package__}.{module_name}")
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.register(cmd)
@@ -67,8 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command word, when it is the first argument and a known command."""
+    if argv and argv[0] in COMMANDS:
+        return argv[0]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
