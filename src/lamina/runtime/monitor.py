@@ -9,9 +9,9 @@ status "created" with the error and its exit code (125, 126, 127), as Docker's d
 A detached container's supervisor is its own small process, lamina's conmon:
 ``python -m lamina.runtime.monitor ID FD``, started by ``spawn()``. It forks at once, and the
 first process exits, so the monitor is nobody's child and outlives the lamina that started it.
-It is a child subreaper (run.py), so it can wait for the container's init and get its exit
-status. Its stdout and stderr are pipes that a thread copies into the container's log: the
-container writes there, and so do run.py's relays (a pty's output with -t). With -i the
+It is a child subreaper while the container runs (process.py), so it can wait for the
+container's init and get its exit status. Its stdout and stderr are pipes that a thread
+copies into the container's log: the container writes there, and so do run.py's relays (a pty's output with -t). With -i the
 container's stdin is a pipe the monitor keeps open and never writes, so the container does not
 see an end of input, as with Docker when nothing is attached. Once the container's process
 runs (run_container's ``on_started``), the monitor reports to ``spawn`` on pipe FD: JSON

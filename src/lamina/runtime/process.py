@@ -31,6 +31,7 @@ import tempfile
 import termios
 import threading
 import tty as ttymod
+from collections.abc import Iterator
 from pathlib import Path
 
 from .crun import Runtime, log_messages, start_error
@@ -40,21 +41,24 @@ FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signa
              signal.SIGUSR2)
 EXEC_FAILURE = b'{"msg":"exec container process'
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 STDIN, STDOUT, STDERR = 0, 1, 2     # the process's own stdio, whatever sys.stdout is
 
-_subreaper = False
-
-
-def become_subreaper() -> None:
-    """Orphans below us (the container's init, once the runtime exits) become our children.
-
-    Process-wide and left on: later orphans of this process's own children are adopted too.
-    """
-    global _subreaper
-    if not _subreaper:
-        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-        _subreaper = True
+@contextlib.contextmanager
+def subreaper() -> Iterator[None]:
+    """While it lasts, orphans below us (the container's init, once the runtime exits) become
+    our children. Turned off again afterwards when it was off: a long-lived caller (a test
+    runner, a program using the API) must not keep adopting unrelated orphans it never reaps."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    was = ctypes.c_int(0)
+    prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(was), 0, 0, 0)
+    if not was.value and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    try:
+        yield
+    finally:
+        if not was.value:
+            prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def terminal_size(fd: int) -> tuple[int, int] | None:
@@ -162,9 +166,8 @@ def run_attached(runtime: Runtime, container_id: str, bundle: Path, *, tty: bool
     `command` (the container's argv[0]) words the errors; `log` receives the runtime's log.
     A failure to start raises a ContainerError with Docker's exit code (125, 126, 127).
     """
-    become_subreaper()
     pid_file = bundle / "init.pid"
-    with _Signals() as signals, contextlib.ExitStack() as stack:
+    with subreaper(), _Signals() as signals, contextlib.ExitStack() as stack:
         # create, then start: once `create` returns, the init waits for `start` as our child,
         # so it cannot exit (and be reaped by the runtime) before we wait for it.
         if tty:
