@@ -11,7 +11,8 @@ A detached container's supervisor is its own small process, lamina's conmon:
 first process exits, so the monitor is nobody's child and outlives the lamina that started it.
 It is a child subreaper while the container runs (process.py), so it can wait for the
 container's init and get its exit status. Its stdout and stderr are pipes that a thread
-copies into the container's log: the container writes there, and so do run.py's relays (a pty's output with -t). With -i the
+copies into the container's log: the container writes there, and so do run.py's relays (a
+pty's output with -t). With -i the
 container's stdin is a pipe the monitor keeps open and never writes, so the container does not
 see an end of input, as with Docker when nothing is attached. Once the container's process
 runs (run_container's ``on_started``), the monitor reports to ``spawn`` on pipe FD: JSON
