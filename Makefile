@@ -15,7 +15,7 @@ test: setup
 	$(PY) -m pytest -n $(JOBS) -q tests
 
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv build src/*.egg-info .pytest_cache .hypothesis
