@@ -3,7 +3,7 @@ PY := .venv/bin/python
 LAMINA := .venv/bin/lamina
 JOBS ?= 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean soak fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,13 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Issue 9 at full size: 200 kill -9 trials, and long fuzzing (atheris when it installs).
+soak: setup
+	LAMINA_SOAK_TRIALS=$${LAMINA_SOAK_TRIALS:-200} $(PY) -m pytest -q -s -p no:cacheprovider tests/soak
+
+fuzz: setup
+	@bash fuzz/run.sh
 
 clean:
 	rm -rf .venv build src/*.egg-info .pytest_cache .hypothesis

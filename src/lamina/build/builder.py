@@ -134,7 +134,7 @@ def run_build(store: Store, request: BuildRequest, progress: Progress) -> BuildR
     context = _load_context(store, request, progress)
     scope = global_args(df, request.build_args, platform_args())
     plan = plan_build(df, request.target, scope)
-    _remove_abandoned_builds(store)
+    remove_abandoned_builds(store)
     build_dir, lock_fd = _new_build_dir(store)
     import_warnings: list[str] = []
     try:
@@ -636,7 +636,7 @@ def _new_build_dir(store: Store) -> tuple[Path, int]:
         return path, lock_held_open(path, directory=True)
 
 
-def _remove_abandoned_builds(store: Store) -> None:
+def remove_abandoned_builds(store: Store) -> None:
     """Remove what builds killed on the way left behind (their directory is unlocked)."""
     from ..store.locks import is_abandoned
 

@@ -392,7 +392,7 @@ class ContainerStore:
         from ..store.locks import is_abandoned
         dead = [p for p in builds if is_abandoned(p)]
         if dead:
-            from ..build.builder import _remove_abandoned_builds
+            from ..build.builder import remove_abandoned_builds
             from .crun import Runtime
             runtime = Runtime()
             for build in dead:
@@ -400,7 +400,7 @@ class ContainerStore:
                     if is_abandoned(build) and runtime.state(cdir.name) is not None:
                         with contextlib.suppress(ContainerError):
                             runtime.delete(cdir.name, force=True)
-            _remove_abandoned_builds(self.store)  # rechecks each under the store lock
+            remove_abandoned_builds(self.store)  # rechecks each under the store lock
         return len(dead) < len(builds)
 
     def _has_leftovers(self, c: Container) -> bool:

@@ -8,6 +8,7 @@ holds a lock on its temp file).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -151,7 +152,10 @@ class IngestWriter:
     def write(self, data: bytes) -> int:
         if self._out is None:
             raise ValueError("write to a closed ingest")
-        self._out.write(data)
+        try:
+            self._out.write(data)
+        except OSError as err:  # a full disk, a read-only store: say so, without a traceback
+            raise _write_failed(err) from None
         self._hasher.update(data)
         self.size += len(data)
         return len(data)
@@ -181,9 +185,12 @@ class IngestWriter:
                     f"written have {digest}", digest=expected_digest,
                     hint="the source sent other content than its descriptor says: try again, "
                          "or check the source")
-            self._out.flush()
-            os.fsync(self._out.fileno())
-            self._out.close()
+            try:
+                self._out.flush()
+                os.fsync(self._out.fileno())
+                self._out.close()
+            except OSError as err:
+                raise _write_failed(err) from None
             self._out = None
             target = self._store.path(digest)
             with self._store._lock.shared():
@@ -206,7 +213,10 @@ class IngestWriter:
             return
         self._closed = True
         if self._out is not None:
-            self._out.close()
+            try:
+                self._out.close()
+            except OSError:  # the buffered rest cannot be written (a full disk): dropped anyway
+                pass
             self._out = None
         self.temp_path.unlink(missing_ok=True)
         os.close(self._lock_fd)
@@ -216,6 +226,12 @@ class IngestWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.abort()
+
+
+def _write_failed(err: OSError) -> ContentError:
+    hint = ("free some space (lamina system df, lamina image prune) and try again"
+            if err.errno == errno.ENOSPC else None)
+    return ContentError(f"cannot write a blob into the store: {err.strerror}", hint=hint)
 
 
 def _not_found(digest: str) -> BlobNotFoundError:

@@ -79,9 +79,14 @@ class Store:
             raise StoreError(f"cannot create the lamina store at {store.root}: {err.strerror}",
                              hint=f"run as root, or set {ROOT_ENV} to a directory you own") \
                 from None
-        with store.lock.exclusive():
-            store.index.create()
-            store.recovered = store._recover()
+        try:
+            with store.lock.exclusive():
+                store.index.create()
+                store.recovered = store._recover()
+        except OSError as err:  # a read-only or full state root: a clear error, no traceback
+            raise StoreError(f"cannot use the lamina store at {store.root}: {err.strerror}",
+                             hint="the state root must be writable, with some free space "
+                                  f"(remount it read-write, or set {ROOT_ENV})") from None
         return store
 
     def _recover(self) -> Recovered:
