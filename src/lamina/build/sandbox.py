@@ -7,10 +7,10 @@ container's upper dir behind for the caller to turn into a layer.
 
 The container's output is captured through a pipe of its own, and a thread hands the bytes
 to the progress display, keeping the last lines for an error. The runtime writes a
-container's output to the process's descriptors 1 and 2, so one container at a time runs in
-this process, with 1 and 2 pointed at its pipe; while it runs, the others (independent
-stages build in parallel) run in a helper process (``python -c ...`` calling ``_child_main``,
-started in some 50 ms) whose descriptors 1 and 2 are their pipe.
+container's output to the process's descriptors 1 and 2, so a build whose stages run one after
+another runs its containers in this process, with 1 and 2 pointed at the pipe; when stages
+build in parallel, each container runs in a helper process (``python -c ...`` calling
+``_child_main``, started in some 50 ms) whose descriptors 1 and 2 are its pipe.
 
 What the mounts leave behind is removed from the upper dir before it becomes a layer: the
 runtime creates missing mount points (``/etc/hosts``, a cache mount's target, ``/proc`` in an
@@ -98,7 +98,11 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
     state_dir.mkdir(parents=True, exist_ok=True)
     network = attach(container_id, mode=request.network, state_root=state_root)
     try:
-        if _IN_PROCESS.acquire(blocking=False):
+        # In-process capture points the process's descriptors 1 and 2 at a pipe: safe only when
+        # no other thread runs a container meanwhile, i.e. on the main thread of a build whose
+        # stages run one after another. Parallel stages run on pool threads: helpers for all.
+        if threading.current_thread() is threading.main_thread() and \
+                _IN_PROCESS.acquire(blocking=False):
             try:
                 with _captured_output(on_output) as tail:
                     code = run_container(state_dir=state_dir, lowers=lowers,
