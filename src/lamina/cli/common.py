@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UsageError
 
@@ -67,3 +67,27 @@ def open_store(args: argparse.Namespace) -> "Store":
     from ..store import Store
 
     return Store.open(getattr(args, "root", None))
+
+
+def print_inspected(names: list[str], lookup: Callable[[str], Any], fmt: str | None) -> int:
+    """``inspect`` as Docker prints it: a JSON array of what was found (or ``fmt`` rendered for
+    each), the names not found reported on stderr, exit status 1 if any was not."""
+    import json
+
+    from ..errors import LaminaError
+    from .template import Template
+
+    template = Template(fmt) if fmt else None   # a bad template fails before any lookup
+    found, status = [], 0
+    for name in names:
+        try:
+            found.append(lookup(name))
+        except LaminaError as err:
+            print(f"lamina: {err}", file=sys.stderr)
+            status = 1
+    if template is not None:
+        for obj in found:
+            print(template.render(obj))
+    else:
+        print(json.dumps(found, indent=4, ensure_ascii=False))
+    return status

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 HELP = "Manage containers"
@@ -49,23 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from ..api import containers as api
-    from ..errors import LaminaError
-    from .template import Template
+    from .common import print_inspected
 
-    template = Template(args.format) if args.format else None
-    found, status = [], 0
-    for ref in args.containers:   # like docker: print what is found, report the rest, exit 1
-        try:
-            found.append(api.inspect_container(ref))
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-    if template is not None:
-        for obj in found:
-            print(template.render(obj))
-    else:
-        print(json.dumps(found, indent=4, ensure_ascii=False))
-    return status
+    return print_inspected(args.containers, api.inspect_container, args.format)
 
 
 def run_prune(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -101,23 +100,9 @@ def _ls(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from ..api.volumes import inspect_volume
-    from ..errors import LaminaError
-    from .template import Template
+    from .common import print_inspected
 
-    template = Template(args.format) if args.format else None
-    found, status = [], 0
-    for name in args.names:     # like docker: print what is found, report the rest, exit 1
-        try:
-            found.append(inspect_volume(name))
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-    if template is not None:
-        for obj in found:
-            print(template.render(obj))
-    else:
-        print(json.dumps(found, indent=4, ensure_ascii=False))
-    return status
+    return print_inspected(args.names, inspect_volume, args.format)
 
 
 def _rm(args: argparse.Namespace) -> int:
