@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 from functools import cached_property
 from pathlib import Path
@@ -90,6 +91,23 @@ def _private_cgroup_view() -> None:
         raise OSError(ctypes.get_errno(), "make / private")
     if _libc.umount2(UNIFIED.encode(), MNT_DETACH) != 0:
         raise OSError(ctypes.get_errno(), f"umount {UNIFIED}")
+
+
+# A `create` or `run` left running after lamina is killed (kill -9) could register its container
+# after the next command cleaned up: the runtime process dies with the lamina that started it.
+_DIE_WITH_US = {"create", "run"}
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the lamina thread that started it dies."""
+    if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+
+
+def _die_with_parent_in_cgroup_view() -> None:
+    _die_with_parent()
+    _private_cgroup_view()
 
 
 def find_runtime() -> Path:
@@ -166,7 +184,11 @@ class Runtime:
     def call(self, *args: str, log: Path | None = None, check: bool = True,
              new_session: bool = False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
              stderr=subprocess.PIPE) -> subprocess.CompletedProcess:
-        preexec = _private_cgroup_view if self.workaround and args[0] in _CGROUP_CALLS else None
+        cgroup_view = self.workaround and args[0] in _CGROUP_CALLS
+        if args[0] in _DIE_WITH_US:
+            preexec = _die_with_parent_in_cgroup_view if cgroup_view else _die_with_parent
+        else:
+            preexec = _private_cgroup_view if cgroup_view else None
         try:
             done = subprocess.run(self.argv(*args, log=log), stdin=stdin, stdout=stdout,
                                   stderr=stderr, preexec_fn=preexec,
