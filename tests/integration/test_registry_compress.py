@@ -19,21 +19,15 @@ from lamina.image.digest import chain_ids, sha256_digest
 from lamina.image.manifest import build_index, build_manifest
 from lamina.image.platform import Platform, host_platform
 from lamina.layer import compress as layer_compress
-from lamina.registry import compressed, quirks, transport
+from lamina.registry import compressed
 from lamina.registry.repodigests import RepoDigests
 from lamina.store import Store
 from tests.helpers_images import layer_tar, make_image
-from tests.integration.test_registry_distribution import Distribution, skopeo
+from tests.integration.test_registry_distribution import (  # noqa: F401 (autouse fixture)
+    Distribution, isolated, skopeo)
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setattr(quirks, "DOCKER_HUB_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    monkeypatch.setattr(transport, "BACKOFF", 0.01)
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,16 @@ import pytest
 
 from lamina.api.check import check
 from lamina.api.registry import pull, push
-from lamina.registry import quirks, transport
 from lamina.registry.errors import RateLimitedError, TransferError, UnavailableError
 from lamina.store import Store
 from lamina.store.layout import ImageNotFoundError
 from lamina.testing.proxy import ALWAYS, FaultProxy
 from tests.helpers_images import make_image
-from tests.integration.test_registry_distribution import Distribution
+from tests.integration.test_registry_distribution import (  # noqa: F401 (autouse fixture)
+    Distribution, isolated)
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real Docker Hub, no real ~/.docker, and quick retries."""
-    monkeypatch.setattr(quirks, "DOCKER_HUB_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    monkeypatch.setattr(transport, "BACKOFF", 0.01)
 
 
 @pytest.fixture(scope="module")
