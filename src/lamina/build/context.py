@@ -203,27 +203,12 @@ class DirectoryTree:
 
     def _follow(self, rel: str) -> str:
         """``rel`` with symlinks resolved, as a path inside the root (never leaving it)."""
-        parts = [p for p in rel.split("/") if p]
-        resolved: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = "/".join([*resolved, part])
-            if os.path.islink(self.path(candidate)):
-                hops += 1
-                if hops > 40:
-                    raise SourceNotFoundError(f'"/{rel}": too many levels of symbolic links')
-                target = os.readlink(self.path(candidate))
-                if target.startswith("/"):
-                    resolved = []
-                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            else:
-                resolved.append(part)
-        out = "/".join(resolved)
+        from ..layer.rootpath import SymlinkLoopError, resolve_in_root
+
+        try:
+            out = "/".join(resolve_in_root(self.root, rel))
+        except SymlinkLoopError:
+            raise SourceNotFoundError(f'"/{rel}": too many levels of symbolic links') from None
         if not self.exists(out):
             raise SourceNotFoundError(f'"/{rel}": not found (a symlink to a missing file)')
         return out

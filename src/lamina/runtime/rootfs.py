@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import stat
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -153,32 +152,12 @@ def resolve_in_root(root: Path, path: str) -> Path:
     Absolute symlinks and ".." are taken relative to `root` and never leave it. The last
     component need not exist.
     """
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        current = root.joinpath(*resolved, part)
-        try:
-            st = os.lstat(current)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 40:
-                raise ContainerError(f"too many levels of symbolic links in {path}")
-            target = os.readlink(current)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-        else:
-            resolved.append(part)
-    return root.joinpath(*resolved)
+    from ..layer.rootpath import SymlinkLoopError, resolve_in_root as resolve_parts
+
+    try:
+        return root.joinpath(*resolve_parts(root, path))
+    except SymlinkLoopError as err:
+        raise ContainerError(str(err)) from None
 
 
 def make_dir_in_root(root: Path, path: str) -> None:
