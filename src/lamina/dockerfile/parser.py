@@ -302,8 +302,7 @@ def parse_json_array(rest: str) -> list[str] | None:
     if not s.startswith("["):
         return None
     try:
-        # NaN/Infinity are Python extensions, not JSON; Go rejects them.
-        value = json.loads(s, parse_constant=_not_json)
+        value = _JSON.decode(s)
     except (ValueError, RecursionError):
         return None  # any other malformed JSON means the shell form
     if not isinstance(value, list):
@@ -317,6 +316,11 @@ def parse_json_array(rest: str) -> list[str] | None:
 
 def _not_json(name: str) -> None:
     raise ValueError(name)
+
+
+# One decoder for every JSON form (json.loads with options builds a new one per call).
+# NaN/Infinity are Python extensions, not JSON; Go rejects them.
+_JSON = json.JSONDecoder(parse_constant=_not_json)
 
 
 def parse_words(rest: str, escape: str = "\\") -> list[str]:
