@@ -128,7 +128,7 @@ def test_a_second_push_reuses_the_compressed_blobs(source, registry, compression
     source.tag(second, source.resolve(first).digest)
     assert push(second, store=source).digest == pushed.digest
     assert compressions == ["gzip"] * 3            # not compressed again
-    mapping = json.loads((source.root / compressed.FILE_NAME).read_bytes())
+    mapping = json.loads((source.root / f"{compressed.RECORD}.json").read_bytes())
     assert len(mapping) == 3 and all("gzip" in entry for entry in mapping.values())
     # Two repositories now hold the image: both are RepoDigests, the newest first.
     assert inspect(second, store=source)["RepoDigests"] == [

@@ -20,7 +20,6 @@ compressed (gzip, zstd) and foreign layers go as they are.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
@@ -30,9 +29,9 @@ from ..image.digest import canonical_json
 from ..layer.compress import LayerBlobWriter
 from ..store import Store
 from ..store.content import CHUNK
-from ..store.locks import FileLock, atomic_write
+from ..store.records import JsonRecord
 
-FILE_NAME = "push-compressed.json"
+RECORD = "push-compressed"   # <root>/push-compressed.json
 COMPRESSIONS = ("none", "gzip", "zstd")
 DEFAULT = "gzip"
 MAX_ENTRIES = 4096
@@ -69,8 +68,7 @@ class CompressedLayers:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self.path = Path(store.root) / FILE_NAME
-        self._lock = FileLock(Path(store.root) / "locks" / "push-compressed.lock")
+        self._record = JsonRecord(store.root, RECORD, store.lock)
 
     def compressed(self, desc: Descriptor, compression: str) -> tuple[Descriptor, bool]:
         """``desc`` (a plain layer) as a compressed blob of the store; and whether it was
@@ -106,26 +104,25 @@ class CompressedLayers:
         return Descriptor.from_json(obj)
 
     def _remember(self, plain: str, compression: str, digest: str, size: int) -> None:
-        with self._store.lock.shared(), self._lock.exclusive():
-            data = self._read()
+        def change(data: dict[str, Any]) -> dict[str, Any]:
+            data = _valid(data)
             entry = data.pop(plain, {})
             entry[compression] = {"digest": digest, "size": size}
             data[plain] = entry  # re-inserted: the most recent last
             for stale in list(data)[:max(0, len(data) - MAX_ENTRIES)]:
                 del data[stale]
-            atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode())
+            return data
+        self._record.update(change)
 
     def _read(self) -> dict[str, dict[str, dict[str, Any]]]:
-        try:
-            data = json.loads(self.path.read_bytes())
-        except (FileNotFoundError, ValueError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {plain: {k: v for k, v in entry.items()
-                        if isinstance(v, dict) and isinstance(v.get("digest"), str)
-                        and isinstance(v.get("size"), int)}
-                for plain, entry in data.items() if isinstance(entry, dict)}
+        return _valid(self._record.read())
+
+
+def _valid(data: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    return {plain: {k: v for k, v in entry.items()
+                    if isinstance(v, dict) and isinstance(v.get("digest"), str)
+                    and isinstance(v.get("size"), int)}
+            for plain, entry in data.items() if isinstance(entry, dict)}
 
 
 def rewrite_manifest(raw: bytes, replaced: dict[str, Descriptor]) -> bytes:

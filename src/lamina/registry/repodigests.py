@@ -16,22 +16,19 @@ for an image that is gone is harmless and dropped when the file is next written.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import LaminaError
 from ..image.reference import ImageReference
-from ..store.locks import FileLock, atomic_write
+from ..store.locks import FileLock
+from ..store.records import JsonRecord
 
-FILE_NAME = "repodigests.json"
 MAX_PER_IMAGE = 16
 
 
 class RepoDigests:
     def __init__(self, root: Path, store_lock: FileLock) -> None:
-        self.path = Path(root) / FILE_NAME
-        self._store_lock = store_lock
-        self._lock = FileLock(Path(root) / "locks" / "repodigests.lock")
+        self._record = JsonRecord(root, "repodigests", store_lock)
 
     def of(self, image_digest: str) -> list[str]:
         """``repository@digest`` (full names) recorded for the local image."""
@@ -47,25 +44,24 @@ class RepoDigests:
         as ``registry_digest``. ``keep``: the image digests still in the store; entries of
         the others are dropped on the way."""
         entry = f"{repository}@{registry_digest}"
-        with self._store_lock.shared(), self._lock.exclusive():
-            data = self._read()
+        def change(data: dict) -> dict:
+            data = _valid(data)
             if keep is not None:
                 data = {key: value for key, value in data.items()
                         if key in keep or key == image_digest}
             others = [e for e in data.get(image_digest, [])
                       if e.rsplit("@", 1)[0] != repository]
             data[image_digest] = [entry, *others][:MAX_PER_IMAGE]
-            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+            return data
+        self._record.update(change)
 
     def _read(self) -> dict[str, list[str]]:
-        try:
-            data = json.loads(self.path.read_bytes())
-        except (FileNotFoundError, ValueError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {key: [e for e in value if isinstance(e, str) and "@" in e]
-                for key, value in data.items() if isinstance(value, list)}
+        return _valid(self._record.read())
+
+
+def _valid(data: dict) -> dict[str, list[str]]:
+    return {key: [e for e in value if isinstance(e, str) and "@" in e]
+            for key, value in data.items() if isinstance(value, list)}
 
 
 def _familiar(entry: str) -> str:
