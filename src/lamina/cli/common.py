@@ -91,3 +91,22 @@ def print_inspected(names: list[str], lookup: Callable[[str], Any], fmt: str | N
     else:
         print(json.dumps(found, indent=4, ensure_ascii=False))
     return status
+
+
+def for_each(names: list[str], action: Callable[[str], Any], *, echo: bool = True) -> int:
+    """Docker's way with several names (stop, rm, rmi, wait ...): act on each one, print its
+    name as given once done (``echo``), report a failure and go on; exit status 1 if any
+    failed."""
+    from ..errors import LaminaError
+
+    status = 0
+    for name in names:
+        try:
+            action(name)
+        except LaminaError as err:
+            print(f"lamina: {err}", file=sys.stderr)
+            status = 1
+            continue
+        if echo:
+            print(name, flush=True)
+    return status

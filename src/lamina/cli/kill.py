@@ -15,7 +15,7 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
     from ..runtime.containers import parse_signal
-    from .stop import for_each
+    from .common import for_each
 
     signum = parse_signal(args.signal)     # a bad signal fails once, before any container
     return for_each(args.containers, lambda ref: api.kill_container(ref, signum))

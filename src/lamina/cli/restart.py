@@ -15,7 +15,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
-    from .stop import for_each
+    from .common import for_each
 
     return for_each(args.containers,
                     lambda ref: api.restart_container(ref, timeout=args.timeout))

@@ -17,7 +17,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
-    from .stop import for_each
+    from .common import for_each
 
     return for_each(args.containers, lambda ref: api.remove_container(
         ref, force=args.force, volumes=args.volumes))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "Remove one or more images"
 
@@ -15,18 +14,12 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..errors import LaminaError
-    from .common import open_store
+    from .common import for_each, open_store
 
     store = open_store(args)
-    status = 0
-    for name in args.images:  # one at a time, so that one failure does not stop the others
-        try:
-            events = api.remove([name], force=args.force, store=store)
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-            continue
-        for event in events:
+
+    def remove(name: str) -> None:
+        for event in api.remove([name], force=args.force, store=store):
             print(f"{event.kind.title()}: {event.name}")
-    return status
+
+    return for_each(args.images, remove, echo=False)   # one failure does not stop the others

@@ -4,7 +4,6 @@ status; Ctrl+C is passed on to it."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "Start one or more stopped containers"
 
@@ -17,22 +16,14 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
-    from ..errors import LaminaError, UsageError
+    from ..errors import UsageError
+    from .common import for_each
 
     if args.attach:
         if len(args.containers) > 1:
             raise UsageError("you cannot start and attach multiple containers at once")
         return _start_attached(args.containers[0])
-    status = 0
-    for ref in args.containers:   # like docker: report each failure, go on, exit 1
-        try:
-            api.start_container(ref)
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-            continue
-        print(ref)
-    return status
+    return for_each(args.containers, api.start_container)
 
 
 def _start_attached(ref: str) -> int:

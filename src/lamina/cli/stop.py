@@ -6,7 +6,6 @@ SIGTERM), then SIGKILL when it has not stopped after ``-t`` seconds (default 10)
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "Stop one or more running containers"
 
@@ -19,22 +18,6 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
+    from .common import for_each
 
     return for_each(args.containers, lambda ref: api.stop_container(ref, timeout=args.timeout))
-
-
-def for_each(refs: list[str], action) -> int:
-    """Act on each container, printing its name as given; report a failure and go on; exit 1
-    if any failed (docker's way for stop, kill, rm, restart...)."""
-    from ..errors import LaminaError
-
-    status = 0
-    for ref in refs:
-        try:
-            action(ref)
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-            continue
-        print(ref)
-    return status

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -107,18 +106,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _rm(args: argparse.Namespace) -> int:
     from ..api.volumes import remove_volume
-    from ..errors import LaminaError
 
-    status = 0
-    for name in args.names:     # like docker: report each failure, go on, exit 1
-        try:
-            remove_volume(name, force=args.force)
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-            continue
-        print(name)
-    return status
+    from .common import for_each
+
+    return for_each(args.names, lambda name: remove_volume(name, force=args.force))
 
 
 def _prune(args: argparse.Namespace) -> int:

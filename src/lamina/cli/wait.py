@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "Block until one or more containers stop, then print their exit codes"
 
@@ -13,13 +12,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import containers as api
-    from ..errors import LaminaError
+    from .common import for_each
 
-    status = 0
-    for ref in args.containers:
-        try:
-            print(api.wait_container(ref), flush=True)
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-    return status
+    return for_each(args.containers, lambda ref: print(api.wait_container(ref), flush=True),
+                    echo=False)
