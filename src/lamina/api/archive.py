@@ -9,7 +9,6 @@ fails leaves no new name behind, and what it wrote goes with the next garbage co
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import tempfile
 from contextlib import ExitStack, contextmanager
@@ -27,7 +26,7 @@ from ..store.commit import copy_image
 from ..store.content import CHUNK, ContentError
 from ..store.gc import Lease
 from ..store.layout import ImageNotFoundError
-from ..store.locks import fsync_dir
+from ..store.locks import atomic_write
 
 PathOrStream = BinaryIO | str | os.PathLike[str]
 
@@ -129,22 +128,13 @@ def _repository_tags(store: Store, repository: ImageReference) -> list[ImageRefe
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
+    """A user's output file, written whole or not at all (the store's atomic_write)."""
     try:
-        out = open(temp, "xb")
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror}",
-                         hint="name a file in a folder that exists and you may write") from None
-    try:
-        with out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        atomic_write(path, write)
+    except OSError as err:   # a missing folder, no permission, a full disk: the user's to fix
+        raise UsageError(f"cannot write {path}: {err.strerror or err}",
+                         hint="name a file in a folder that exists, that you may write, and "
+                              "with room for it") from None
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import secrets
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
 
 class FileLock:
@@ -115,16 +115,22 @@ def fsync_dir(path: Path) -> None:
 TEMP_MARK = ".tmp-"  # atomic_write's temp files: ".<name>.tmp-<random>"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the directory.
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Replace ``path`` with ``data`` (bytes, or a function writing to the file it is given):
+    temp file, fsync, rename, fsync the directory.
 
-    Readers see the old or the new content, never a mix. Call it with the store lock held
-    shared, so crash recovery (which removes stale temp files) never races a live write.
+    Readers see the old or the new content, never a mix. Inside the store, call it with the
+    store lock held shared, so crash recovery (which removes stale temp files) never races a
+    live write. An error opening the temp file is raised before anything is written.
     """
     tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(8)}")
+    out = open(tmp, "xb")
     try:
-        with open(tmp, "xb") as out:
-            out.write(data)
+        with out:
+            if callable(data):
+                data(out)
+            else:
+                out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
