@@ -23,8 +23,9 @@ from lamina.registry import compressed
 from lamina.registry.repodigests import RepoDigests
 from lamina.store import Store
 from tests.helpers_images import layer_tar, make_image
-from tests.integration.test_registry_distribution import (  # noqa: F401 (autouse fixture)
-    Distribution, isolated, skopeo)
+from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
+    isolated, source, target)
+from tests.integration.test_registry_distribution import Distribution, skopeo
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
@@ -35,16 +36,6 @@ def registry(tmp_path_factory):
     server = Distribution(tmp_path_factory.mktemp("compress") / "registry")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def source(tmp_path) -> Store:
-    return Store.open(tmp_path / "source")
-
-
-@pytest.fixture
-def target(tmp_path) -> Store:
-    return Store.open(tmp_path / "target")
 
 
 @pytest.fixture

@@ -28,12 +28,12 @@ from lamina.image.descriptor import Descriptor
 from lamina.image.digest import chain_ids, sha256_digest
 from lamina.image.manifest import build_index
 from lamina.image.platform import Platform, host_platform
-from lamina.registry import quirks, transport
 from lamina.registry.errors import UnauthorizedError
 from lamina.registry.transport import TLSError
-from lamina.store import Store
 from lamina.store.commit import commit_image
 from tests.helpers_images import layer_tar, make_image
+from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
+    isolated, source, target)
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
@@ -42,14 +42,6 @@ LAMINA = Path(sys.executable).with_name("lamina")
 SECRET = "Vry-s3cret-pa55"
 SERVICE = "lamina-test-registry"
 ISSUER = "lamina-test-token-server"
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real Docker Hub, no real ~/.docker, and quick retries."""
-    monkeypatch.setattr(quirks, "DOCKER_HUB_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    monkeypatch.setattr(transport, "BACKOFF", 0.01)
 
 
 def free_port() -> int:
@@ -113,16 +105,6 @@ def registry(tmp_path):
     server = Distribution(tmp_path / "registry")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def source(tmp_path) -> Store:
-    return Store.open(tmp_path / "source")
-
-
-@pytest.fixture
-def target(tmp_path) -> Store:
-    return Store.open(tmp_path / "target")
 
 
 def skopeo(*args: str) -> str:

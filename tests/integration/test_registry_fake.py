@@ -17,29 +17,12 @@ from lamina.registry.config import RegistryConfig
 from lamina.registry.errors import (RateLimitedError, RemoteNotFoundError, TransferError,
                                     UnauthorizedError, UnavailableError)
 from lamina.registry.pull import pull_image
-from lamina.store import Store
 from lamina.testing.registry import FakeRegistry
 from tests.helpers_images import make_image
+from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
+    isolated, source, target)
 
 SECRET = "pa55-w0rd-never-shown"
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No real Docker Hub, no real ~/.docker, and quick retries."""
-    monkeypatch.setattr(quirks, "DOCKER_HUB_HOST", "127.0.0.1:9")  # discard port: closed
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    monkeypatch.setattr(transport, "BACKOFF", 0.01)
-
-
-@pytest.fixture
-def source(tmp_path) -> Store:
-    return Store.open(tmp_path / "source")
-
-
-@pytest.fixture
-def target(tmp_path) -> Store:
-    return Store.open(tmp_path / "target")
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from lamina.store import Store
 from lamina.store.layout import ImageNotFoundError
 from lamina.testing.proxy import ALWAYS, FaultProxy
 from tests.helpers_images import make_image
-from tests.integration.test_registry_distribution import (  # noqa: F401 (autouse fixture)
-    Distribution, isolated)
+from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
+    isolated, source, target)
+from tests.integration.test_registry_distribution import Distribution
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
@@ -34,16 +35,6 @@ def registry(tmp_path_factory):
 def proxy(registry):
     with FaultProxy(registry.host) as faulty:
         yield faulty
-
-
-@pytest.fixture
-def source(tmp_path) -> Store:
-    return Store.open(tmp_path / "source")
-
-
-@pytest.fixture
-def target(tmp_path) -> Store:
-    return Store.open(tmp_path / "target")
 
 
 _counter = iter(range(1000))
