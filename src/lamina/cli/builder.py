@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
+
+from .common import confirm
 
 HELP = "Manage builds"
 PRUNE_HELP = "Remove build cache"
@@ -52,7 +53,8 @@ def run_prune(args: argparse.Namespace) -> int:
     from .common import open_store
     from .format import human_duration, human_size
 
-    if not args.force and not _confirmed(ALL_WARNING if args.all else DEFAULT_WARNING):
+    if not args.force and not confirm(ALL_WARNING if args.all else DEFAULT_WARNING,
+                                      "builder prune"):
         return 0
     report = prune_cache(all=args.all, keep_storage=args.keep_storage, store=open_store(args))
     if report.removed:
@@ -65,17 +67,3 @@ def run_prune(args: argparse.Namespace) -> int:
                   f"{human_duration(max(0.0, now - used))} ago")
     print(f"Total:\t{human_size(report.reclaimed)}")
     return 0
-
-
-def _confirmed(warning: str) -> bool:
-    """Ask as docker does; without a terminal to ask on, refuse rather than guess."""
-    from ..errors import UsageError
-
-    if not sys.stdin.isatty():
-        raise UsageError("builder prune asks for confirmation, but stdin is not a terminal",
-                         hint="add -f (--force) to prune without asking")
-    try:
-        answer = input(f"{warning} Are you sure you want to continue? [y/N] ")
-    except EOFError:
-        answer = ""
-    return answer.strip().lower() in ("y", "yes")

@@ -110,3 +110,28 @@ def for_each(names: list[str], action: Callable[[str], Any], *, echo: bool = Tru
         if echo:
             print(name, flush=True)
     return status
+
+
+def confirm(warning: str, command: str) -> bool:
+    """Ask as docker's prune commands do; without a terminal to ask on, refuse rather than
+    guess. ``command`` names what asks (``image prune``) in that refusal."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{command} asks for confirmation, but stdin is not a terminal",
+                         hint="add -f (--force) to go on without asking")
+    try:
+        answer = input(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def register_group(sub: Any, reused: dict[str, tuple[str, list[str]]], run_attr: str) -> None:
+    """Add to a command group (``image``, ``container``) the top-level commands it reuses:
+    ``reused`` maps a subcommand to (module under lamina.cli, aliases)."""
+    import importlib
+
+    for name, (module_name, aliases) in reused.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        cmd = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
+        module.register(cmd)
+        cmd.set_defaults(**{run_attr: module.run})

@@ -7,8 +7,8 @@ only here, as in Docker.
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
+
+from .common import confirm, register_group
 
 HELP = "Manage containers"
 
@@ -27,11 +27,7 @@ PRUNE_WARNING = "WARNING! This will remove all stopped containers."
 
 def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
-    for name, (module_name, aliases) in REUSED.items():
-        module = importlib.import_module(f"{__package__}.{module_name}")
-        cmd = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
-        module.register(cmd)
-        cmd.set_defaults(_container_run=module.run)
+    register_group(sub, REUSED, "_container_run")
     cmd = sub.add_parser("inspect", help=INSPECT_HELP, description=INSPECT_HELP)
     cmd.add_argument("-f", "--format", metavar="TEMPLATE",
                      help="a Go template over each container's JSON, e.g. '{{.State.Status}}'")
@@ -57,7 +53,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from ..api import containers as api
     from .format import human_size
 
-    if not args.force and not confirm(PRUNE_WARNING):
+    if not args.force and not confirm(PRUNE_WARNING, "container prune"):
         return 0
     report = api.prune_containers()
     if report.removed:
@@ -67,18 +63,3 @@ def run_prune(args: argparse.Namespace) -> int:
         print()
     print(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")
     return 0
-
-
-def confirm(warning: str) -> bool:
-    """Ask as docker's prune commands do; without a terminal to ask on, refuse rather than
-    guess."""
-    from ..errors import UsageError
-
-    if not sys.stdin.isatty():
-        raise UsageError("prune asks for confirmation, but stdin is not a terminal",
-                         hint="add -f (--force) to prune without asking")
-    try:
-        answer = input(f"{warning}\nAre you sure you want to continue? [y/N] ")
-    except EOFError:
-        answer = ""
-    return answer.strip().lower() in ("y", "yes")

@@ -7,8 +7,8 @@ Docker.
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
+
+from .common import confirm, register_group
 
 HELP = "Manage images"
 
@@ -28,11 +28,7 @@ ALL_WARNING = ("WARNING! This will remove all images without at least one contai
 
 def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
-    for name, (module_name, aliases) in REUSED.items():
-        module = importlib.import_module(f"{__package__}.{module_name}")
-        cmd = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
-        module.register(cmd)
-        cmd.set_defaults(_image_run=module.run)
+    register_group(sub, REUSED, "_image_run")
     cmd = sub.add_parser("prune", help=PRUNE_HELP, description=PRUNE_HELP)
     register_prune(cmd)
     cmd.set_defaults(_image_run=run_prune)
@@ -53,7 +49,8 @@ def run_prune(args: argparse.Namespace) -> int:
     from .common import open_store
     from .format import human_size
 
-    if not args.force and not _confirmed(ALL_WARNING if args.all else DANGLING_WARNING):
+    if not args.force and not confirm(ALL_WARNING if args.all else DANGLING_WARNING,
+                                      "image prune"):
         return 0
     report = api.prune(all=args.all, store=open_store(args))
     if report.events:
@@ -63,17 +60,3 @@ def run_prune(args: argparse.Namespace) -> int:
         print()
     print(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")
     return 0
-
-
-def _confirmed(warning: str) -> bool:
-    """Ask as docker does; without a terminal to ask on, refuse rather than guess."""
-    from ..errors import UsageError
-
-    if not sys.stdin.isatty():
-        raise UsageError("image prune asks for confirmation, but stdin is not a terminal",
-                         hint="add -f (--force) to prune without asking")
-    try:
-        answer = input(f"{warning}\nAre you sure you want to continue? [y/N] ")
-    except EOFError:
-        answer = ""
-    return answer.strip().lower() in ("y", "yes")

@@ -114,10 +114,10 @@ def _rm(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     from ..api.volumes import prune_volumes
-    from .container import confirm
+    from .common import confirm
     from .format import human_size
 
-    if not args.force and not confirm(PRUNE_WARNINGS[args.all]):
+    if not args.force and not confirm(PRUNE_WARNINGS[args.all], "volume prune"):
         return 0
     report = prune_volumes(all=args.all)
     if report.removed:
