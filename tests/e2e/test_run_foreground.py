@@ -159,7 +159,9 @@ def test_capabilities_and_privileged(lamina):
 def test_memory_limit_stops_a_process_that_exceeds_it(lamina):
     out = lamina("run", "--rm", "--network", "none", "--memory", "16m", "busybox", "sh", "-c",
                  "head -c 64m /dev/zero | tail > /dev/null; echo $?")
-    assert out.stdout == "137\n"     # tail, holding it all, was killed (128 + SIGKILL)
+    # The OOM killer takes tail (holding it all: the shell prints 137 = 128 + SIGKILL) or, at
+    # times, the container's shell itself (lamina exits 137). Without the limit: "0".
+    assert out.stdout == "137\n" or (out.returncode, out.stdout) == (137, "")
 
 
 def test_interrupt_stops_a_foreground_container(lamina, root):
