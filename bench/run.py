@@ -166,7 +166,8 @@ def write_results(path: Path, rows: list[Row], head: list[str]) -> None:
     lines += ["", "## Scenarios", "",
               "Median and spread (min–max) of the wall time of each command as a user runs it "
               "(the docker client against its daemon; buildah and podman with their own storage). "
-              "Ratio = lamina's median / the tool's median. Peak memory: highest `ru_maxrss` of "
+              "The tools take turns run by run, in a rotated order, so load from the rest of the "
+              "machine falls on all of them alike. Ratio = lamina's median / the tool's median. Peak memory: highest `ru_maxrss` of "
               "the lamina command (wait4 on the child), the runner's own small RSS being its "
               "floor.", ""]
     order = []

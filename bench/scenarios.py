@@ -1,5 +1,9 @@
 """The scenarios of issue 8, S1..S8 and the floors, each tool in turn on the same machine.
 
+The tools take turns run by run (lamina, docker, buildah, podman, then the next run in a rotated
+order), so a burst of load from the rest of a shared machine falls on every tool alike instead of
+on whichever tool happened to be measured then: the ratios are what the targets are about.
+
 Each scenario returns rows ``Row(scenario, tool, times, peak_kb, note)``; ``run.py`` turns them
 into bench/RESULTS.md. A peer that fails in a scenario gets a row with the error as its note,
 and the others go on.
@@ -129,26 +133,42 @@ class Bench:
         return timed(self.build_argv(tool, ctx, tag, no_cache), env=self.env(tool), log=self.log,
                      preexec=self.preexec(tool))
 
-    def measure(self, scenario: str, tool: str, runs: int, step, warmup=None) -> Row:
-        """Run ``step(i) -> (seconds, peak_kb)`` ``runs`` times; a failure ends the row."""
-        row = Row(scenario, tool)
-        if not self.available(tool):
-            row.note = self.unavailable[tool]
-            return row
+    def measure(self, scenario: str, steps: dict, runs: int, warmup: bool = False) -> list[Row]:
+        """Run each tool's ``step(i) -> (seconds, peak_kb)`` ``runs`` times, the tools taking
+        turns (the order rotated every run); ``warmup`` runs each step once first, unmeasured
+        (``step(-1)``). A failure ends that tool's row; the others go on."""
+        rows = {tool: Row(scenario, tool) for tool in steps}
+        live = []
+        for tool, step in steps.items():
+            if not self.available(tool):
+                rows[tool].note = self.unavailable[tool]
+                continue
+            if warmup and not self._attempt(rows[tool], step, -1):
+                continue
+            live.append(tool)
+        for i in range(runs):
+            turn = i % len(live) if live else 0
+            for tool in live[turn:] + live[:turn]:
+                if not rows[tool].note:
+                    self._attempt(rows[tool], steps[tool], i)
+        for row in rows.values():
+            med = f"{row.median:.3f} s" if row.times else "-"
+            self.progress(f"    {scenario:<10} {row.tool:<8} {med} {row.note[:120]}")
+        return list(rows.values())
+
+    @staticmethod
+    def _attempt(row: Row, step, i: int) -> bool:
+        os.sync()   # no tool pays for the dirty pages of an earlier one (lamina fsyncs)
         try:
-            if warmup:
-                warmup()
-            for i in range(runs):
-                os.sync()   # no tool pays for the dirty pages of an earlier one (lamina fsyncs)
-                secs, peak = step(i)
-                row.times.append(secs)
-                if tool == "lamina":
-                    row.peak_kb = max(row.peak_kb, peak)
+            secs, peak = step(i)
         except Exception as err:   # noqa: BLE001 - a peer's failure is a result, not a crash
             row.note = f"failed: {str(err).strip()[:300]}"
-        med = f"{row.median:.3f} s" if row.times else "-"
-        self.progress(f"    {scenario:<10} {tool:<8} {med} {row.note[:120]}")
-        return row
+            return False
+        if i >= 0:
+            row.times.append(secs)
+            if row.tool == "lamina":
+                row.peak_kb = max(row.peak_kb, peak)
+        return True
 
 
 def _context(work: Path, name: str, dockerfile: str, files: dict[str, str] | None = None) -> Path:
@@ -162,22 +182,22 @@ def _context(work: Path, name: str, dockerfile: str, files: dict[str, str] | Non
 
 # -- S1, S2, S3: the 7-step Dockerfile ------------------------------------------------------
 def s1_s2_s3(b: Bench) -> list[Row]:
-    rows = []
-    for tool in BUILDERS:
-        ctx = _context(b.work / "s123", tool, SEVEN_STEPS, {"app.txt": "lamina\n"})
-        tag = f"bench-s1-{tool}"
-        rows.append(b.measure("S1 cold", tool, b.runs,
-                              lambda i: b.build(tool, ctx, tag, no_cache=True),
-                              warmup=lambda: b.build(tool, ctx, tag, no_cache=True)))
-        rows.append(b.measure("S2 no-op", tool, b.runs,
-                              lambda i: b.build(tool, ctx, tag, no_cache=False),
-                              warmup=lambda: b.build(tool, ctx, tag, no_cache=False)))
+    ctxs = {tool: _context(b.work / "s123", tool, SEVEN_STEPS, {"app.txt": "lamina\n"})
+            for tool in BUILDERS}
 
-        def changed(i: int) -> tuple[float, int]:
-            (ctx / "app.txt").write_text(f"lamina run {i} {time.time_ns()}\n")
-            return b.build(tool, ctx, tag, no_cache=False)
-        rows.append(b.measure("S3 1 file", tool, b.runs, changed))
-    return rows
+    def build(no_cache: bool):
+        return {tool: (lambda i, tool=tool: b.build(tool, ctxs[tool], f"bench-s1-{tool}",
+                                                    no_cache=no_cache)) for tool in BUILDERS}
+
+    def changed(tool: str):
+        def step(i: int) -> tuple[float, int]:
+            (ctxs[tool] / "app.txt").write_text(f"lamina run {i} {time.time_ns()}\n")
+            return b.build(tool, ctxs[tool], f"bench-s1-{tool}", no_cache=False)
+        return step
+
+    return [*b.measure("S1 cold", build(no_cache=True), b.runs, warmup=True),
+            *b.measure("S2 no-op", build(no_cache=False), b.runs, warmup=True),
+            *b.measure("S3 1 file", {tool: changed(tool) for tool in BUILDERS}, b.runs)]
 
 
 # -- S4: a 300 MB, 20,000-file context ------------------------------------------------------
@@ -202,36 +222,36 @@ def s4(b: Bench) -> list[Row]:
         make_context_tree(src)
         (src / "Dockerfile").write_text(COPY_CONTEXT)
     runs = max(1, min(b.runs, 3))
-    for tool in BUILDERS:
-        tag = f"bench-s4-{tool}"
-        rows.append(b.measure("S4 cold", tool, runs,
-                              lambda i: b.build(tool, src, tag, no_cache=True)))
-        rows.append(b.measure("S4 no-op", tool, b.runs,
-                              lambda i: b.build(tool, src, tag, no_cache=False)))
-    # the floor: copy the tree and hash every file
     dst = b.work / "s4" / "copy"
 
     def floor(i: int) -> tuple[float, int]:
+        """The floor: copy the tree and hash every file."""
         shutil.rmtree(dst, ignore_errors=True)
         subprocess.run(["sync"])
         return timed(["sh", "-c", f"cp -a {src} {dst} && find {dst} -type f -print0 "
                       f"| xargs -0 sha256sum > /dev/null"])
-    rows.append(b.measure("S4 cold", "floor: cp -a + sha256sum", runs, floor))
+
+    def build(no_cache: bool):
+        return {tool: (lambda i, tool=tool: b.build(tool, src, f"bench-s4-{tool}",
+                                                    no_cache=no_cache)) for tool in BUILDERS}
+
+    rows += b.measure("S4 cold", {**build(no_cache=True), "floor: cp -a + sha256sum": floor},
+                      runs)
     shutil.rmtree(dst, ignore_errors=True)
+    rows += b.measure("S4 no-op", build(no_cache=False), b.runs)
     return rows
 
 
 # -- S5: a RUN writing 200 MB ---------------------------------------------------------------
 def s5(b: Bench) -> list[Row]:
-    rows = []
     runs = max(1, min(b.runs, 3))
-    for tool in BUILDERS:
-        ctx = _context(b.work / "s5", tool, WRITE_200MB)
-        rows.append(b.measure("S5 200 MB", tool, runs,
-                              lambda i: b.build(tool, ctx, f"bench-s5-{tool}", no_cache=True)))
+    ctxs = {tool: _context(b.work / "s5", tool, WRITE_200MB) for tool in BUILDERS}
     out = b.work / "s5" / "f"
-    rows.append(b.measure("S5 200 MB", "floor: dd", runs, lambda i: timed(
-        ["dd", "if=/dev/zero", f"of={out}", "bs=1M", "count=200"])))
+    steps = {tool: (lambda i, tool=tool: b.build(tool, ctxs[tool], f"bench-s5-{tool}",
+                                                 no_cache=True)) for tool in BUILDERS}
+    steps["floor: dd"] = lambda i: timed(["dd", "if=/dev/zero", f"of={out}", "bs=1M",
+                                          "count=200"])
+    rows = b.measure("S5 200 MB", steps, runs)
     out.unlink(missing_ok=True)
     return rows
 
@@ -256,7 +276,6 @@ def make_bundle(b: Bench, busybox_tar: Path) -> Path:
 
 
 def s6(b: Bench, busybox_tar: Path) -> list[Row]:
-    rows = []
     cmds = {
         "lamina": lambda: [*b.lamina, "run", "--rm", "--network", "none", "busybox", "true"],
         "docker": lambda: b.dockerd.cmd("run", "--rm", "--pull", "never", "--network", "none",
@@ -264,18 +283,18 @@ def s6(b: Bench, busybox_tar: Path) -> list[Row]:
         "podman": lambda: b.podman.podman("run", "--rm", "--pull", "never", "--network", "none", *ULIMIT, "busybox",
                                           "true"),
     }
-    for tool, cmd in cmds.items():
-        env, pre = b.env(tool), b.preexec(tool)
-        step = lambda i: timed(cmd(), env=env, log=b.log, preexec=pre)
-        rows.append(b.measure("S6 run", tool, b.runs, step, warmup=lambda: step(-1)))
+    steps = {tool: (lambda i, tool=tool, cmd=cmd: timed(cmd(), env=b.env(tool), log=b.log,
+                                                        preexec=b.preexec(tool)))
+             for tool, cmd in cmds.items()}
+    failed = []
     try:
         bundle = make_bundle(b, busybox_tar)
-        step = lambda i: timed(["crun", "run", "--bundle", str(bundle), f"bench-crun-{os.getpid()}"],
-                               log=b.log, preexec=b.preexec("crun"))
-        rows.append(b.measure("S6 run", "floor: crun run", b.runs, step, warmup=lambda: step(-1)))
+        steps["floor: crun run"] = lambda i: timed(
+            ["crun", "run", "--bundle", str(bundle), f"bench-crun-{os.getpid()}"],
+            log=b.log, preexec=b.preexec("crun"))
     except Exception as err:   # noqa: BLE001
-        rows.append(Row("S6 run", "floor: crun run", note=f"failed: {err}"))
-    return rows
+        failed.append(Row("S6 run", "floor: crun run", note=f"failed: {err}"))
+    return [*b.measure("S6 run", steps, b.runs, warmup=True), *failed]
 
 
 # -- S7: push and pull of a 200 MB image ----------------------------------------------------

@@ -1,31 +1,46 @@
 """lamina: a daemonless, Docker-compatible container image builder and runtime.
 
-The public API is one function per command (``lamina.images()``, ``lamina.history(name)``,
-``lamina.lint(text)`` ...), each returning typed values. They are imported lazily so that
-``import lamina`` stays cheap for the command line.
+The public API is one function per command (``lamina.build(...)``, ``lamina.images()``,
+``lamina.history(name)``, ``lamina.run(image, options=...)``, ``lamina.lint(text)`` ...), each
+returning typed values; docs/api.md is the reference. Every name of ``lamina.api`` is also a
+name here, the same object, imported on first use so that ``import lamina`` stays cheap for
+the command line. ``lamina.testing`` holds fakes for tests: an in-process registry, random
+images, a temporary store.
+
+``build`` is also the name of a subpackage (the builder): importing ``lamina.build.builder``
+would normally rebind ``lamina.build`` to that package, so this module refuses to let an
+imported submodule take an API name (``_Package.__setattr__``). ``from lamina.build.progress
+import PlainProgress`` works as ever; ``lamina.build`` is always the function.
 """
 from __future__ import annotations
 
-import importlib
+import sys
+import types
+
+from . import api as _api     # only its table of names: importing it imports nothing else
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and name in _api._LAZY:
+            return      # the import system binding a submodule: keep the API's name free
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 
-_LAZY = {  # name -> module that defines it
-    "LaminaError": "lamina.errors",
-    "lint": "lamina.dockerfile.lint",
-    **{name: "lamina.api" for name in (
-        "build", "images", "tag", "remove", "inspect", "history", "prune", "disk_usage", "check",
-        "save", "load", "import_image", "pull", "push", "login", "logout", "run",
-        "list_containers", "bootstrap_busybox", "bootstrap_debian")},
-}
-
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_api.__all__]
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _api._LAZY:
         raise AttributeError(f"module 'lamina' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_api, name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

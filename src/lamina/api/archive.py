@@ -40,15 +40,17 @@ class LoadedImage:
     replaced_id: str | None   # the image that name meant before, when another one
 
 
-def save(names: Sequence[str], output: PathOrStream, *, store: Store | None = None) -> None:
-    """Write the images ``names`` select as one archive, to a stream or to a file.
+def save(names: str | Sequence[str], output: PathOrStream, *,
+         store: Store | None = None) -> None:
+    """Write the images ``names`` (one name, or several) select as one archive, to a stream
+    or to a file.
 
     As ``docker save`` does, a name without a tag selects every tag of that repository, and
     an image ID or digest selects the image without naming it. A file is written whole or
     not at all (a temp file beside it, renamed at the end).
     """
     store = store or Store.open()
-    selected = _select(store, names)
+    selected = _select(store, [names] if isinstance(names, str) else names)
     if isinstance(output, (str, os.PathLike)):
         _write_atomically(Path(output), lambda out: write_archive(out, selected))
     else:

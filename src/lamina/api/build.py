@@ -12,6 +12,8 @@ Nothing is printed unless a ``progress`` display is given (lamina.build.progress
 ``cache_to="type=local,dest=DIR[,mode=min|max]"`` exports the build cache of the build's steps
 to DIR; ``cache_from="type=local,src=DIR"`` (or several) imports such a cache first, so that a
 store that never ran these steps finds them CACHED (store/cache.py describes the format).
+``type=registry,ref=REF`` does the same through a registry (registry/buildcache.py); a bare
+``REF`` means that too, as with docker buildx.
 ``prune_cache`` is ``lamina builder prune``.
 
 This module imports the builder only when ``build`` runs (and ``BuildError``,
@@ -23,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 _FROM_BUILDER = ("BuildError", "BuildResult", "StepReport")
-__all__ = ["build", "extract_context", "is_archive", "parse_cache_spec", "prune_cache",
+__all__ = ["build", "extract_context", "is_archive", "parse_cache_spec", "parse_epoch",
+           "prune_cache",
            "CachePruneReport", *_FROM_BUILDER]
 
 
@@ -61,13 +63,20 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
           network: str = "default", secrets: Mapping[str, str | os.PathLike[str]] | None = None,
           source_date_epoch: int | None = None, pull: bool | None = None,
           cache_from: str | Iterable[str] | None = None, cache_to: str | None = None,
-          progress: Progress | None = None, store: Store | None = None) -> BuildResult:
+          squash: bool = False, progress: Progress | None = None,
+          store: Store | None = None) -> BuildResult:
     """Build an image; raises BuildError (with the Dockerfile line) when a step fails.
 
     ``dockerfile`` is a path (default: ``Dockerfile`` in the context folder; in a tar
     context, a path inside it); ``secrets`` maps ``RUN --mount=type=secret`` ids to files.
     A base image missing from the store is pulled; ``pull=True`` pulls FROM images every
     time, ``pull=False`` never pulls. ``cache_from`` and ``cache_to``: see the module doc.
+
+    ``source_date_epoch`` (seconds; default: a ``SOURCE_DATE_EPOCH`` build arg) makes the
+    build reproducible: the config's and the history's times are that time, and the new
+    layers' file times are clamped to it. ``squash`` merges the layers the build made into
+    one over the base image (the step cache stays per step). Each ``result.steps`` entry
+    says whether it was cached and, when not, why it ran (``reason``).
     """
     from ..build.builder import run_build
     from ..build.progress import Progress
@@ -80,27 +89,54 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
                              hint="give --secret id=NAME,src=FILE with an existing file")
     if isinstance(cache_from, str):
         cache_from = [cache_from]
-    sources = tuple(Path(parse_cache_spec(spec, "from")["src"]) for spec in cache_from or ())
+    sources = tuple(_cache_location(parse_cache_spec(spec, "from"))
+                    for spec in cache_from or ())
     cache_options: dict[str, Any] = {"cache_from": sources}
     if cache_to is not None:
         spec = parse_cache_spec(cache_to, "to")
-        cache_options.update(cache_to=Path(spec["dest"]), cache_mode=spec.get("mode", "min"))
+        cache_options.update(cache_to=_cache_location(spec), cache_mode=spec.get("mode", "min"))
     options = dict(
         **cache_options, tags=tuple(tags), build_args=dict(build_args or {}), target=target,
         no_cache=no_cache,
         labels=dict(labels or {}), platform=platform, network=network,
         secrets={k: Path(v) for k, v in (secrets or {}).items()},
-        source_date_epoch=source_date_epoch, always_pull=bool(pull),
+        source_date_epoch=_epoch(source_date_epoch, build_args or {}),
+        always_pull=bool(pull), squash=squash,
         pull=None if pull is False else functools.partial(_pull, store=store))
     with contextlib.ExitStack() as stack:
         remember = True
         if context is not None and not isinstance(context, (str, os.PathLike)):
+            import tempfile   # (with random: start-up time a folder context does not pay)
+
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="lamina-context-")))
             extract_context(context, folder)
             context, remember = folder, False   # a new folder each time: nothing to remember
         request = _request(context, dockerfile, dockerfile_text, remember, options)
         return run_build(store, request, progress or Progress())
+
+
+def parse_epoch(text: str, where: str = "SOURCE_DATE_EPOCH") -> int:
+    """A ``SOURCE_DATE_EPOCH`` value: whole seconds since 1970 (reproducible-builds.org)."""
+    value = text.strip()
+    if not value.isdigit() or len(value) > 12:
+        raise UsageError(f"{where}={text!r} is not a time in seconds since 1970",
+                         hint="give whole seconds, e.g. SOURCE_DATE_EPOCH=$(git log -1 "
+                              "--format=%ct)")
+    return int(value)
+
+
+def _epoch(given: int | None, build_args: Mapping[str, str]) -> int | None:
+    """The build's SOURCE_DATE_EPOCH: given, else the build arg of that name (BuildKit)."""
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+            raise UsageError(f"source_date_epoch={given!r} is not a time in seconds",
+                             hint="give whole seconds since 1970")
+        return given
+    text = build_args.get("SOURCE_DATE_EPOCH")
+    if text is None or text == "":
+        return None
+    return parse_epoch(text, "--build-arg SOURCE_DATE_EPOCH")
 
 
 def _request(context: str | os.PathLike[str] | None, dockerfile: str | os.PathLike[str] | None,
@@ -148,41 +184,95 @@ def _find_dockerfile(folder: Path, dockerfile: str | os.PathLike[str] | None) ->
     return path
 
 
+# The options each cache type takes, by direction, besides ``type``; the ones docker buildx
+# has that change nothing here (lamina writes OCI media types and an image manifest
+# always) are accepted and ignored.
+_CACHE_OPTIONS = {
+    ("local", "from"): ("src",),
+    ("local", "to"): ("dest", "mode", "compression", "oci-mediatypes"),
+    ("registry", "from"): ("ref",),
+    ("registry", "to"): ("ref", "mode", "compression", "oci-mediatypes", "image-manifest",
+                         "ignore-error"),
+}
+_CACHE_COMPRESSIONS = {"gzip": "gzip", "zstd": "zstd", "uncompressed": "none"}
+
+
 def parse_cache_spec(spec: str, direction: str) -> dict[str, str]:
-    """``type=local,src=DIR`` (``direction`` "from") or ``type=local,dest=DIR[,mode=min|max]``
-    ("to"), as docker buildx takes them; only the local type exists in lamina."""
+    """``type=local,src=DIR`` or ``type=registry,ref=REF`` (``direction`` "from"), or
+    ``type=local,dest=DIR[,mode=min|max]`` or ``type=registry,ref=REF[,mode=min|max]
+    [,compression=gzip|zstd|uncompressed][,ignore-error=true]`` ("to"), as docker buildx
+    takes them; a bare ``REF`` is ``type=registry,ref=REF``. The fields, ``type`` included."""
     flag = f"--cache-{direction}"
+    example = (f"{flag} type=local,{'src' if direction == 'from' else 'dest'}=DIR or "
+               f"{flag} type=registry,ref=REGISTRY/NAME:TAG")
     if "=" not in spec:
-        raise UsageError(f"{flag} {spec!r}: lamina has no registry cache, only local folders",
-                         hint=f"use {flag} type=local,"
-                              f"{'src' if direction == 'from' else 'dest'}=DIR")
+        spec = f"type=registry,ref={spec}"
     fields: dict[str, str] = {}
     for item in spec.split(","):
         key, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"{flag} {spec!r}: expected KEY=VALUE items, not {item!r}")
-        fields[key.strip()] = value
-    kind = fields.pop("type", "local")
-    if kind != "local":
-        raise UsageError(f"{flag} type={kind}: only type=local is supported",
-                         hint=f"use {flag} type=local,"
-                              f"{'src' if direction == 'from' else 'dest'}=DIR")
-    path_key = "src" if direction == "from" else "dest"
-    allowed = {path_key, *(() if direction == "from" else ("mode", "compression",
-                                                             "oci-mediatypes"))}
-    unknown = sorted(set(fields) - allowed)
+            raise UsageError(f"{flag} {spec!r}: expected KEY=VALUE items, not {item!r}",
+                             hint=f"use {example}")
+        fields[key.strip()] = value.strip()
+    kind = fields.setdefault("type", "local")
+    if (kind, direction) not in _CACHE_OPTIONS:
+        raise UsageError(f"{flag} type={kind}: only type=local and type=registry are supported",
+                         hint=f"use {example}")
+    allowed = _CACHE_OPTIONS[(kind, direction)]
+    unknown = sorted(set(fields) - {"type", *allowed})
     if unknown:
         raise UsageError(f"{flag} {spec!r}: unknown option {unknown[0]!r}",
-                         hint=f"type=local takes {', '.join(sorted(allowed))}")
-    if not fields.get(path_key):
-        raise UsageError(f"{flag} {spec!r}: {path_key}=DIR is missing")
+                         hint=f"type={kind} takes {', '.join(sorted(allowed))}")
+    required = allowed[0]
+    if not fields.get(required):
+        raise UsageError(f"{flag} {spec!r}: {required}="
+                         f"{'REF' if kind == 'registry' else 'DIR'} is missing",
+                         hint=f"use {example}")
     if fields.get("mode", "min") not in ("min", "max"):
         raise UsageError(f"{flag} mode={fields['mode']}: expected min or max")
+    if kind == "registry":
+        _check_cache_ref(fields, flag)
+        if fields.get("compression", "gzip") not in _CACHE_COMPRESSIONS:
+            raise UsageError(f"{flag} compression={fields['compression']}: expected gzip, zstd "
+                             "or uncompressed")
+        if fields.get("ignore-error", "false").lower() not in ("true", "false"):
+            raise UsageError(f"{flag} ignore-error={fields['ignore-error']}: expected true "
+                             "or false")
     return fields
+
+
+def _check_cache_ref(fields: dict[str, str], flag: str) -> None:
+    """Normalize ``ref`` in place (``host/name`` -> ``host/name:latest``)."""
+    from ..errors import LaminaError
+    from ..image.reference import parse_normalized
+
+    try:
+        ref = parse_normalized(fields["ref"])
+    except LaminaError as err:
+        raise UsageError(f"{flag} ref={fields['ref']}: {err.message}",
+                         hint="give REGISTRY/NAME:TAG, e.g. ref=registry.example:5000/app:cache"
+                         ) from None
+    if flag == "--cache-to" and ref.digest is not None:
+        raise UsageError(f"{flag} ref={fields['ref']}: the cache is pushed to a tag, "
+                         "not a digest", hint="give REGISTRY/NAME:TAG")
+    fields["ref"] = str(ref)
+
+
+def _cache_location(fields: dict[str, str]) -> Any:
+    """A parsed cache spec -> what the builder takes: a folder, or a RegistryCache."""
+    if fields["type"] == "local":
+        return Path(fields.get("src") or fields["dest"])
+    from ..build.registrycache import RegistryCache
+
+    return RegistryCache(fields["ref"],
+                         compression=_CACHE_COMPRESSIONS[fields.get("compression", "gzip")],
+                         ignore_error=fields.get("ignore-error", "false").lower() == "true")
 
 
 @dataclass(frozen=True)
 class CachePruneReport:
+    """What ``prune_cache`` removed."""
+
     removed: tuple[tuple[str, int, float], ...]   # (id, size, last use as a time stamp)
     reclaimed: int                                 # bytes freed on disk
 

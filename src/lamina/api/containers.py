@@ -31,8 +31,9 @@ from ..runtime.containers import (ROOT_PREFIX, Container, ContainerConflictError
                                   parse_extra_host, parse_signal, read_log)
 from ..runtime.errors import ContainerError
 from ..runtime.options import RunOptions
-from ..runtime.volumes import plan_mounts
 
+# `lamina run` imports this module: what only some commands or options use (volumes, ports,
+# the image store's GC, crun) is imported inside the functions that need it.
 if TYPE_CHECKING:
     from ..runtime.volumes import VolumeMount
     from ..store import Store
@@ -114,7 +115,6 @@ def _create(containers: ContainerStore, store: "Store", image: str, options: Run
             stop_signal: str | None) -> Container:
     from ..image.reference import ImageReference
     from ..runtime.command import resolve_command
-    from ..runtime.ports import parse_publish, publish_all as exposed_mappings
     from ..store import Roots
     from ..store.layout import ImageNotFoundError
     from ..store.unpack import unpack_image
@@ -127,15 +127,21 @@ def _create(containers: ContainerStore, store: "Store", image: str, options: Run
         raise ImageNotLocalError(shown) from None
     config = json.loads(found.config_bytes()).get("config") or {}
     argv = resolve_command(config, entrypoint=options.entrypoint, command=options.command)
-    mappings = [m for spec in publish for m in parse_publish(spec)]
-    if publish_all:
-        mappings += exposed_mappings(config.get("ExposedPorts") or {})
+    mappings = []
+    if publish or publish_all:
+        from ..runtime.ports import parse_publish, publish_all as exposed_mappings
+        mappings = [m for spec in publish for m in parse_publish(spec)]
+        if publish_all:
+            mappings += exposed_mappings(config.get("ExposedPorts") or {})
     for spec in extra_hosts:
         parse_extra_host(spec)
     if stop_signal:
         parse_signal(stop_signal)
-    volumes = plan_mounts(options.binds, list(config.get("Volumes") or {}),
-                          [spec.partition(":")[0] for spec in options.tmpfs])
+    volumes: list[VolumeMount] = []
+    if options.binds or config.get("Volumes"):
+        from ..runtime.volumes import plan_mounts
+        volumes = plan_mounts(options.binds, list(config.get("Volumes") or {}),
+                              [spec.partition(":")[0] for spec in options.tmpfs])
     record = containers.create(Container(
         id=new_id(), name=options.name or "", image=image,
         image_id=found.manifest().config.digest, image_digest=found.digest(), created=now(),
@@ -143,7 +149,9 @@ def _create(containers: ContainerStore, store: "Store", image: str, options: Run
         publish=tuple(m.to_json() for m in mappings), extra_hosts=tuple(extra_hosts),
         stop_signal=stop_signal or ""))
     try:
-        store.roots.put(ROOT_PREFIX + record.id, Roots(images=frozenset({found.digest()})))
+        # A --rm container's root needs no fsync: a crash takes the container with it.
+        store.roots.put(ROOT_PREFIX + record.id, Roots(images=frozenset({found.digest()})),
+                        durable=not options.remove)
         lowers = unpack_image(store, found)
         record = containers.update(record.id, lowers=tuple(str(p) for p in lowers),
                                    options=_to_json(replace(options, name=record.name)))

@@ -31,7 +31,8 @@ from ..registry.progress import LayerProgress, ProgressCallback, ignore
 from ..store import Store, default_root
 
 __all__ = ["LayerProgress", "LoginResult", "LogoutResult", "PullResult", "PushResult",
-           "login", "logout", "pull", "pull_all_tags", "push", "push_all_tags", "remote_tags"]
+           "login", "logout", "pull", "pull_all_tags", "push", "push_all_tags", "remote_tags",
+           "repo_digests"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,16 @@ def push_all_tags(name: str, *, store: Store | None = None, **options) -> list[P
         raise UsageError(f"no local tag of {ref.familiar_name}",
                          hint="`lamina images` lists the local images")
     return [push(tag, store=store, **options) for tag in tags]
+
+
+def repo_digests(image_digest: str, *, store: Store | None = None) -> list[str]:
+    """The digests registries know the local image ``image_digest`` (its manifest digest, as
+    ``lamina.api.images`` gives it) by, in Docker's short form ``name@sha256:...``, newest
+    first, one per repository: the manifest digest each pull got and each push sent."""
+    from ..registry.repodigests import RepoDigests
+
+    store = store or Store.open()
+    return RepoDigests(store.root, store.lock).familiar_of(image_digest)
 
 
 def login(server: str | None = None, *, username: str, password: str,

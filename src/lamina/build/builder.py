@@ -7,11 +7,19 @@ cache). A stage starts from a local image (its ONBUILD triggers run first), from
 ``scratch``, or from an earlier stage; then each instruction is a step (steps.py) whose
 result comes from the build cache when its key is known, and is recorded there otherwise,
 as soon as it is made: a build that fails keeps the steps before, and the next one resumes
-at the failed step. The target's image is committed last and named with every tag.
+at the failed step. The target's image is committed last and named with every tag
+(``squash``: its layers over the base image merged into one first, build/squash.py).
 
-``cache_from`` directories (``--cache-from type=local,src=DIR``) are imported into the build
-cache first; ``cache_to`` (``--cache-to type=local,dest=DIR``) receives the records of the
-steps of this build at the end: every stage's with ``mode=max``, else (``min``, the default as
+A step that runs says why (``StepReport.reason``, and ``cache miss: ...`` in the progress):
+compared with the closest record on the same parent (cachekey.explain_miss), or, when an
+earlier step of this build ran, that step and its reason; or a base nothing was built on.
+With ``source_date_epoch``, history and config times are that time, new layers' file times
+are clamped to it, and the epoch is part of every step's key (through the stage's base key).
+
+``cache_from`` directories (``--cache-from type=local,src=DIR``) or registry caches
+(``type=registry,ref=REF``, registrycache.py) are imported into the build cache first;
+``cache_to`` (a folder or a ``RegistryCache``) receives the records of the steps of this
+build at the end: every stage's with ``mode=max``, else (``min``, the default as
 in BuildKit) those of the target stage and the stages it is built FROM. See store/cache.py for
 the format.
 
@@ -23,14 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..dockerfile import instructions as ins
 from ..dockerfile.stages import (PROXY_ARGS, Dockerfile, StageScope, global_args,
@@ -39,6 +46,7 @@ from ..dockerfile.shell import ShellLex
 from ..errors import DockerfileError, LaminaError, UsageError
 from ..image.config import ContainerConfig, ImageConfig, format_timestamp
 from ..image.platform import Platform, host_platform
+from ..runtime.builddirs import remove_abandoned_builds, remove_build_dir as _remove_build_dir
 from ..store.cache import BuildCache, CacheRecord
 from ..store.root import Store
 from .cachekey import base_key, explain_miss
@@ -46,6 +54,9 @@ from .context import BuildContext, load_ignore, remembered_name
 from .plan import BuildPlan, StagePlan, plan_build, stage_ref
 from .progress import Progress
 from .steps import ImageState, StepContext, StepFailed, prepare
+
+if TYPE_CHECKING:   # registry caches are rare: their module loads when one is given
+    from .registrycache import RegistryCache
 
 # Build args Docker accepts without an ARG and does not warn about.
 BUILTIN_ARGS = frozenset({*PROXY_ARGS, "SOURCE_DATE_EPOCH"})
@@ -67,6 +78,8 @@ class BuildError(DockerfileError):
 
 @dataclass(frozen=True)
 class BuildRequest:
+    """What to build, and how."""
+
     dockerfile: bytes
     dockerfile_name: str = "Dockerfile"
     context: Path | None = None               # None: no context (a Dockerfile alone)
@@ -85,22 +98,29 @@ class BuildRequest:
     # None: a missing base image is an error. always_pull: fetch FROM images every time.
     pull: Callable[[str], None] | None = None
     always_pull: bool = False
-    cache_from: tuple[Path, ...] = ()         # exported caches to import first
-    cache_to: Path | None = None              # where to export this build's cache
+    cache_from: tuple[Path | RegistryCache, ...] = ()   # exported caches to import first
+    cache_to: Path | RegistryCache | None = None       # where to export this build's cache
     cache_mode: str = "min"                   # min: the target's stages; max: every stage
+    squash: bool = False                      # one layer over the base image (build/squash.py)
 
 
 @dataclass(frozen=True)
 class StepReport:
+    """One step of a build, as the progress shows it."""
+
     stage: str                 # the stage's name, or its index
     instruction: str           # as written
     cached: bool
     seconds: float
     layer: bool                # RUN, COPY, ADD: the step made a layer
+    position: str = ""         # "[2/5]" ("[builder 2/5]"): a layer step's place in the stage
+    reason: str | None = None  # why the step ran (not cached): see cachekey.explain_miss
 
 
 @dataclass(frozen=True)
 class BuildResult:
+    """What a build made."""
+
     image_id: str              # sha256:<hex> of the config
     digest: str                # the manifest digest
     tags: tuple[str, ...]      # as given, normalized (docker.io/library/app:latest)
@@ -110,8 +130,19 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class _StageResult:
+    """A built stage."""
+
     state: ImageState
     scope: StageScope
+    base: "_Base"
+
+
+@dataclass(frozen=True)
+class _Base:
+    """Where a stage's chain of FROMs starts: what ``--squash`` keeps as it is."""
+
+    layers: int                # the base image's layers (0: scratch)
+    history: int               # and its history entries
 
 
 def run_build(store: Store, request: BuildRequest, progress: Progress) -> BuildResult:
@@ -153,7 +184,9 @@ def run_build(store: Store, request: BuildRequest, progress: Progress) -> BuildR
             builder.build_stages()
             image_id, digest = builder.export(tags)
             if request.cache_to is not None:
-                builder.export_cache(request.cache_to)
+                export_warning = builder.export_cache(request.cache_to, image_id)
+                if export_warning:
+                    import_warnings.append(export_warning)
     finally:
         _remove_build_dir(build_dir)
         os.close(lock_fd)
@@ -179,10 +212,15 @@ class _SharedLease:
             self._lease.add(**kwargs)
 
 
-def _import_cache(store: Store, src: Path, lease, progress: Progress) -> list[str]:
+def _import_cache(store: Store, src: Path | RegistryCache, lease, progress: Progress
+                  ) -> list[str]:
     """Import an exported cache; the warnings (shown) about what could not be trusted."""
     from .cachekey import parts_digest
 
+    if not isinstance(src, Path):   # a RegistryCache
+        from .registrycache import import_registry_cache
+
+        return import_registry_cache(store, src, lease, progress)
     vertex = progress.start(f"importing cache manifest from local:{src}")
     if not (src / "index.json").exists():
         warnings = [f"cache import from {src} ignored: no index.json there"]
@@ -229,7 +267,10 @@ class _Builder:
         self.results: dict[int, _StageResult] = {}
         self.reports: list[StepReport] = []
         self.context_loaded = False
-        self.pending_reason: dict[int, str | None] = {}    # per stage
+        # The keys of the steps this build ran (missed) -> the first step that missed on the
+        # way there and its reason: a later miss names it ("parent changed").
+        self._ran: dict[str, tuple[str, str]] = {}
+        self._bases: dict[str, str] = {}    # a stage's starting key -> how to name the base
         self.stage_keys: dict[int, list[str]] = {}         # the keys of each stage's steps
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
@@ -297,19 +338,26 @@ class _Builder:
         total = 1 + sum(isinstance(i, LAYER_STEPS) for i in instructions)
         if plan.base_stage is not None:
             parent = self.results[plan.base_stage]
-            state = self._fresh(parent.state, base_key(f"stage:{parent.state.key}",
-                                                       str(self.platform)))
+            state = self._fresh(parent.state, self._base_key(f"stage:{parent.state.key}"))
             scope = self._scope(state)
             scope.args, scope.arg_wins = dict(parent.scope.args), set(parent.scope.arg_wins)
+            base = parent.base
+            if parent.state.key in self._ran:   # the stage it is built on changed
+                self._ran[state.key] = self._ran[parent.state.key]
+            self._bases[state.key] = f"the stage {from_.base_name}"
         elif from_.base_name == "scratch":
             state = self._scratch()
             scope = self._scope(state)
+            base = _Base(0, 0)
+            self._bases[state.key] = "scratch"
         else:
             try:
                 state, triggers = self._base_image(from_)
             except LaminaError as err:
                 raise self._positioned(err, from_) from None
             scope = self._scope(state)
+            base = _Base(len(state.layers), len(state.config.history))
+            self._bases[state.key] = f"the base image {_full_name(from_.base_name)}"
             instructions = triggers + instructions
             total += sum(isinstance(i, LAYER_STEPS) for i in triggers)
             vertex = self.progress.start(f"[{label}1/{total}] FROM {_full_name(from_.base_name)}")
@@ -327,7 +375,7 @@ class _Builder:
             state = self._step(stage.index, f"[{label}{number}/{total}]", state, scope,
                                inst)
             keys.append(state.key)
-        self.results[stage.index] = _StageResult(state, scope)
+        self.results[stage.index] = _StageResult(state, scope, base)
 
     def _key_lock(self, key: str) -> threading.Lock:
         with self._lock:
@@ -347,6 +395,7 @@ class _Builder:
             step = scope.step(inst)
             prepared = prepare(self.ctx, state, step, scope, vertex)
             key = prepared.key.digest
+            reason = None
             # Another stage making the same step: wait for it, then take its record.
             with self._key_lock(key):
                 record = None if self.request.no_cache else self.cache.get(key)
@@ -354,15 +403,19 @@ class _Builder:
                     # The record's GC roots keep its layers and snapshot: no lease needed.
                     new = ImageState(ImageConfig.parse(record.config), record.layers, key)
                 else:
-                    if not self.request.no_cache:
-                        self._explain(stage_index, prepared, state, vertex if layer else None)
+                    reason = self._miss_reason(prepared, state, shown)
+                    if layer:
+                        self.progress.log(vertex, f"cache miss: {reason}")
                     new = prepared.run(key)
+                    self._ran[key] = self._ran.get(state.key) or (
+                        f"{position} {shown}" if layer else shown, reason)
                     chain = new.chain_ids
+                    extra: dict = {"step": shown}   # to name it when a later build misses
+                    if prepared.files:
+                        extra["files"] = dict(prepared.files)
                     self.cache.put(CacheRecord(
                         key, prepared.key.parts(), new.config.to_json(), new.layers,
-                        chain[-1] if chain else None,
-                        {"files": dict(prepared.files)} if prepared.files else {}),
-                        snapshots=chain[-1:])
+                        chain[-1] if chain else None, extra), snapshots=chain[-1:])
         except (LaminaError, OSError) as err:
             if isinstance(err, OSError):   # a file the step reads or writes: say which
                 err = StepFailed(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
@@ -372,22 +425,30 @@ class _Builder:
         if layer:
             (self.progress.cached if record is not None else self.progress.done)(vertex)
         self.reports.append(StepReport(stage, shown, record is not None,
-                                       time.monotonic() - started, layer))
+                                       time.monotonic() - started, layer,
+                                       position if layer else "", reason))
         return dataclasses.replace(new, cmd_set=state.cmd_set or isinstance(inst, ins.Cmd))
 
-    def _explain(self, stage_index: int, prepared, state: ImageState,
-                 vertex: int | None) -> None:
-        """Say why a step missed the cache. A metadata step has no line of its own in the
-        progress: its reason (``ARG V`` with another value) goes to the next step shown."""
-        reason = explain_miss(prepared.key, prepared.files, self.cache.children(state.key)[:5])
-        pending = self.pending_reason.get(stage_index)
-        if vertex is None:
-            self.pending_reason[stage_index] = pending or reason
-            return
-        reason = reason or pending
-        self.pending_reason[stage_index] = None
-        if reason:
-            self.progress.log(vertex, f"cache miss: {reason}")
+    def _miss_reason(self, prepared, state: ImageState, shown: str) -> str:
+        """Why a step missed the cache: against the closest record made on the same parent;
+        or the earlier step of this build that missed first (the parent changed); or a base
+        nothing was built on yet."""
+        if self.request.no_cache:
+            return "--no-cache"
+        root = self._ran.get(state.key)
+        if root is not None:
+            step, reason = root
+            return f"{reason} (at the earlier step {step})"
+        reason = explain_miss(prepared.key, prepared.files, self.cache.children(state.key),
+                              shown)
+        if reason is not None:
+            return reason
+        base = self._bases.get(state.key)
+        if base is not None:
+            epoch = self.request.source_date_epoch
+            with_epoch = f" with SOURCE_DATE_EPOCH={epoch}" if epoch is not None else ""
+            return f"nothing cached on {base}{with_epoch} yet (a new or changed base)"
+        return "nothing cached after the previous step yet (a new step)"
 
     def _load_build_context(self) -> None:
         """List the context once, the first time a step reads it."""
@@ -421,7 +482,14 @@ class _Builder:
         p = self.platform
         config = ImageConfig(architecture=p.architecture, os=p.os, variant=p.variant or None,
                              config=ContainerConfig(env=(f"PATH={DEFAULT_PATH}",)))
-        return ImageState(config, (), base_key("scratch", str(p)))
+        return ImageState(config, (), self._base_key("scratch"))
+
+    def _base_key(self, source: str) -> str:
+        """The key a stage starts from. SOURCE_DATE_EPOCH is part of it, so that every step
+        key holds it: a cached step keeps the times it was made with."""
+        epoch = self.request.source_date_epoch
+        return base_key(source if epoch is None else f"{source} epoch={epoch}",
+                        str(self.platform))
 
     def _base_image(self, from_: ins.From) -> tuple[ImageState, tuple[ins.Instruction, ...]]:
         if self.request.always_pull:
@@ -465,8 +533,7 @@ class _Builder:
                                   f"lamina import ROOTFS.tar {name})") from None
         except ReferenceError as err:
             raise StepFailed(err.message, hint=err.hint) from None
-        return ImageState(config, layers, base_key(f"image:{manifest_digest}",
-                                                   str(self.platform)))
+        return ImageState(config, layers, self._base_key(f"image:{manifest_digest}"))
 
     def _pull(self, name: str) -> None:
         if self.request.pull is None:
@@ -502,14 +569,27 @@ class _Builder:
         from ..image.digest import sha256_digest
         from ..image.mutate import assemble
 
-        state = self.results[self.plan.target].state
+        target = self.results[self.plan.target]
+        state = target.state
+        vertex = self.progress.start("exporting to image")
+        if self.request.squash:
+            from .squash import squash_state
+
+            count = len(state.layers) - target.base.layers
+            if count > 1:
+                self.progress.log(vertex, f"squashing {count} layers into one")
+            try:
+                state = squash_state(self.ctx, state, target.base.layers,
+                                     target.base.history)
+            except LaminaError as err:
+                self.progress.error(vertex, err.message)
+                raise
         config = state.config
         if self.request.labels:
             container = state.container
             labels = {**(container.labels or {}), **self.request.labels}
             config = dataclasses.replace(config, config=dataclasses.replace(
                 container, labels=labels))
-        vertex = self.progress.start("exporting to image")
         self.progress.log(vertex, "exporting layers done")
         raw, manifest = assemble(config, state.layers)
         if not self._named_already(manifest.digest, tags):
@@ -522,8 +602,9 @@ class _Builder:
         self.progress.done(vertex)
         return image_id, manifest.digest
 
-    def export_cache(self, dest: Path) -> None:
-        """Export the records of this build's steps to ``dest`` (see the module doc)."""
+    def export_cache(self, dest: Path | RegistryCache, image_id: str) -> str | None:
+        """Export the records of this build's steps to ``dest`` (see the module doc); a
+        warning when a registry export failed with ``ignore-error=true``."""
         if self.request.cache_mode == "max":
             stages = list(self.stage_keys)
         else:   # the target and the stages it is built on
@@ -537,6 +618,10 @@ class _Builder:
                 record = self.cache.get(key)
                 if record is not None:
                     records.append(record)
+        if not isinstance(dest, Path):   # a RegistryCache
+            from .registrycache import export_registry_cache
+
+            return export_registry_cache(self.store, records, dest, image_id, self.progress)
         vertex = self.progress.start("exporting cache to client directory")
         self.progress.log(vertex, "preparing build cache for export")
         try:
@@ -549,6 +634,7 @@ class _Builder:
                                    "--cache-to type=local,dest=DIR") from None
         self.progress.log(vertex, f"writing {count} cache records done")
         self.progress.done(vertex)
+        return None
 
     def _named_already(self, digest: str, tags: tuple[str, ...]) -> bool:
         from ..store.layout import ImageNotFoundError
@@ -630,35 +716,7 @@ def _new_build_dir(store: Store) -> tuple[Path, int]:
 
     parent = store.root / "builds"
     parent.mkdir(exist_ok=True)
-    path = parent / secrets.token_hex(8)
+    path = parent / os.urandom(8).hex()
     with store.lock.shared():   # made and locked before an abandoned-builds scan can see it
         path.mkdir()
         return path, lock_held_open(path, directory=True)
-
-
-def remove_abandoned_builds(store: Store) -> None:
-    """Remove what builds killed on the way left behind (their directory is unlocked)."""
-    from ..store.locks import is_abandoned
-
-    parent = store.root / "builds"
-    if not parent.is_dir():
-        return
-    candidates = [p for p in parent.iterdir() if p.is_dir() and is_abandoned(p)]
-    if candidates:
-        with store.lock.exclusive():   # no build is between making and locking its dir
-            for path in candidates:
-                if is_abandoned(path):
-                    _remove_build_dir(path)
-
-
-def _remove_build_dir(path: Path) -> None:
-    """Remove a build's directory, after unmounting anything left mounted below it (never
-    walk into a mount: that would delete through it)."""
-    from ..runtime.rootfs import unmount
-
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f]
-    for mount in sorted((m for m in mounts if m.startswith(f"{path}/")), reverse=True):
-        unmount(Path(mount))
-    if not any(os.path.ismount(m) for m in mounts if m.startswith(f"{path}/")):
-        shutil.rmtree(path, ignore_errors=True)

@@ -16,6 +16,12 @@ or an empty directory for ``--link``. The rules (the Dockerfile reference, as Bu
 - ``--exclude`` patterns (.dockerignore syntax) leave paths out;
 - ADD extracts a local tar archive (plain, gzip, bzip2, xz) into the destination directory,
   and gives a downloaded file mode 0600.
+
+Given a ``DeferredFiles``, the regular files of the sources are not written into the tree:
+they are recorded, for the layer writer to read from the sources straight into the layer tar
+(``write_layer(files_from=...)``), so that each source byte is read once. Directories,
+symlinks and the rest are still made in the tree, which keeps the overlay's rules (copy-up of
+parents, a deletion replaced) the same either way.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from pathlib import Path
 
 from ..dockerfile.ignore import PatternMatcher
 from ..errors import LaminaError
+from ..layer.diff import SourcedFile
 from .context import Entry
 
 # Magic numbers of the archives ADD extracts (what Docker's DetectCompression knows).
@@ -50,14 +57,60 @@ class InlineSource:
     mtime: float | None = None
 
 
+class DeferredFiles:
+    """Regular files a copy records instead of writing them into the tree at ``root``, by
+    directory (relative to ``root``) and name: the ``files_from`` of ``write_layer``."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = str(root)
+        self.by_dir: dict[str, dict[str, SourcedFile]] = {}
+        self._touched: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.by_dir)
+
+    def _split(self, target: str | Path) -> tuple[str, str]:
+        path = str(target)
+        if not path.startswith(self._root + "/"):   # targets are made below the root
+            raise CopyError(f"cannot copy to {path}: outside the image's root {self._root}")
+        parent, _, name = path[len(self._root) + 1:].rpartition("/")
+        return parent, name
+
+    def add(self, target: str | Path, source: str | Path, st: os.stat_result, mode: int,
+            owner: tuple[int, int]) -> None:
+        parent, name = self._split(target)
+        if parent not in self._touched:
+            # What writing the file would do to its directory: copied up into the upper dir
+            # (so the layer has it), its mtime now.
+            os.utime(os.path.dirname(target))
+            self._touched.add(parent)
+        self.by_dir.setdefault(parent, {})[name] = SourcedFile(
+            str(source), mode, owner[0], owner[1], st.st_mtime_ns, st.st_size)
+
+    def discard(self, target: str | Path) -> None:
+        """Something else is made at ``target``: the file recorded there is replaced."""
+        if self.by_dir:
+            parent, name = self._split(target)
+            self.by_dir.get(parent, {}).pop(name, None)
+
+    def has(self, target: Path) -> bool:
+        if not self.by_dir:
+            return False
+        parent, name = self._split(target)
+        return name in self.by_dir.get(parent, ())
+
+
 @dataclass(frozen=True)
 class CopyOptions:
+    """How COPY and ADD write their files."""
+
     owner: tuple[int, int] | None = None    # --chown; None: 0:0, or the source's (keep_owner)
     keep_owner: bool = False                # sources from a stage or image keep their owners
     chmod: Callable[[int, bool], int] | None = None   # (mode, is_dir) -> mode
     exclude: PatternMatcher | None = None
     unpack: bool = False                    # ADD: extract local archives
     follow_dest_symlinks: bool = True       # False for --link: nothing below to follow
+    deferred: DeferredFiles | None = None   # record regular files instead of writing them
 
 
 def copy_into(root: Path, dest: str, entries: Sequence[Entry],
@@ -86,7 +139,7 @@ def copy_into(root: Path, dest: str, entries: Sequence[Entry],
         into_dir = dest_is_dir or _is_dir(root, dest_dir, opts)
         target = (_make_dirs(root, dest_dir, owner, opts) / item.name if into_dir
                   else _parent_made(root, dest_dir, owner, opts))
-        _replace_with(target, False)
+        _replace_with(target, False, opts)
         shutil.copyfile(item.path, target)
         mode = item.mode if opts.chmod is None else opts.chmod(item.mode, False)
         os.chown(target, *owner)
@@ -98,15 +151,20 @@ def copy_into(root: Path, dest: str, entries: Sequence[Entry],
 def _copy_tree(entry: Entry, target_dir: Path, opts: CopyOptions) -> None:
     """The contents of directory ``entry`` into ``target_dir`` (which exists)."""
     prefix = entry.rel + "/" if entry.rel else ""
-    dir_times: list[tuple[Path, os.stat_result]] = []
+    # Plain strings, not Paths: this loop runs once per file of a context.
+    source_root, target_root = str(entry.tree.path("")), str(target_dir)
+    dir_times: list[tuple[str, os.stat_result]] = []
+    made: set[str] = set()   # directories this walk created: nothing else is in them
     for rel in entry.tree.walk(entry.rel)[1:]:
         inner = rel[len(prefix):]
         if opts.exclude is not None and opts.exclude.matches_or_parent_matches(inner):
             continue
-        src = entry.tree.path(rel)
+        src = os.path.join(source_root, rel)
         st = os.lstat(src)
-        target = target_dir / inner
-        _copy_entry(src, st, target, opts, _owner_of(st, opts))
+        target = os.path.join(target_root, inner)
+        if _copy_entry(src, st, target, opts, _owner_of(st, opts),
+                       new_parent=inner.rpartition("/")[0] in made):
+            made.add(inner)
         if stat.S_ISDIR(st.st_mode):
             dir_times.append((target, st))
     # Directory times last: writing into a directory changes its mtime.
@@ -114,19 +172,28 @@ def _copy_tree(entry: Entry, target_dir: Path, opts: CopyOptions) -> None:
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def _copy_entry(src: Path, st: os.stat_result, target: Path, opts: CopyOptions,
-                owner: tuple[int, int]) -> None:
+def _copy_entry(src: str | Path, st: os.stat_result, target: str | Path, opts: CopyOptions,
+                owner: tuple[int, int], new_parent: bool = False) -> bool:
+    """Copy one entry; True when it is a directory it created. ``new_parent``: the target's
+    directory was created by this copy and holds nothing at the target's name."""
     mode = stat.S_IMODE(st.st_mode)
     is_dir = stat.S_ISDIR(st.st_mode)
     if opts.chmod is not None and not stat.S_ISLNK(st.st_mode):
         mode = opts.chmod(mode, is_dir)
+    created = False
     if is_dir:
-        if not (target.is_dir() and not target.is_symlink()):
-            _replace_with(target, True)
+        if new_parent or not (os.path.isdir(target) and not os.path.islink(target)):
+            if not new_parent:
+                _replace_with(target, True, opts)
             os.mkdir(target, 0o700)
+            created = True
     else:
-        _replace_with(target, False)
+        if not new_parent:
+            _replace_with(target, False, opts)
         if stat.S_ISREG(st.st_mode):
+            if opts.deferred is not None:
+                opts.deferred.add(target, src, st, mode, owner)
+                return False
             shutil.copyfile(src, target, follow_symlinks=False)
         elif stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), target)
@@ -135,23 +202,27 @@ def _copy_entry(src: Path, st: os.stat_result, target: Path, opts: CopyOptions,
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
             os.mknod(target, st.st_mode, st.st_rdev)
         else:
-            return   # a socket: nothing to copy, as Docker
+            return False   # a socket: nothing to copy, as Docker
     os.chown(target, *owner, follow_symlinks=False)
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(target, mode)   # after chown, which clears setuid bits
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    return created
 
 
-def _replace_with(target: Path, is_dir: bool) -> None:
+def _replace_with(target: str | Path, is_dir: bool, opts: CopyOptions) -> None:
     """Clear the way for a new entry at ``target``: a file or symlink there goes; a directory
     stays for a directory and is an error for a file."""
+    if opts.deferred is not None:
+        opts.deferred.discard(target)
     try:
         st = os.lstat(target)
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
         if not is_dir:
-            raise CopyError(f"cannot replace the directory {target.name!r} with a file",
+            raise CopyError(f"cannot replace the directory {os.path.basename(target)!r} with "
+                            "a file",
                             hint="copy to another destination, or remove the directory first")
         return
     os.unlink(target)
@@ -180,6 +251,8 @@ def _make_dirs(root: Path, path: str, owner: tuple[int, int], opts: CopyOptions)
     missing = []
     probe = host
     while not probe.exists() and probe != root:
+        if opts.deferred is not None and opts.deferred.has(probe):
+            break   # a file this copy records: in the way, as if written
         missing.append(probe)
         probe = probe.parent
     if not probe.is_dir():

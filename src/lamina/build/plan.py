@@ -17,6 +17,8 @@ from ..errors import DockerfileError
 
 @dataclass(frozen=True)
 class StagePlan:
+    """One stage to build, and what it is built on and needs."""
+
     stage: Stage
     from_: From                      # the FROM line with the global ARGs applied
     base_stage: int | None           # the stage it is built on, or None for an image/scratch
@@ -25,6 +27,8 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class BuildPlan:
+    """The stages a build makes, for its target."""
+
     dockerfile: Dockerfile
     target: int
     stages: tuple[StagePlan, ...]    # those the target needs, dependencies first

@@ -12,6 +12,11 @@ another runs its containers in this process, with 1 and 2 pointed at the pipe; w
 build in parallel, each container runs in a helper process (``python -c ...`` calling
 ``_child_main``, started in some 50 ms) whose descriptors 1 and 2 are its pipe.
 
+The root is a ``volatile`` overlay: unmounting it does not sync the whole file system (a
+syncfs each time). Its upper dir is read right away into the layer blob, which the content
+store fsyncs; the snapshot it then becomes needs no more durability than one unpacked from a
+blob (snapshots.py).
+
 What the mounts leave behind is removed from the upper dir before it becomes a layer: the
 runtime creates missing mount points (``/etc/hosts``, a cache mount's target, ``/proc`` in an
 image that has none) as empty files and directories in it, and Docker's layers hold none.
@@ -21,7 +26,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import secrets
 import shutil
 import stat
 import subprocess
@@ -82,7 +86,7 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
     from ..runtime import RunOptions, run_container
     from ..runtime.network import attach, detach
 
-    container_id = secrets.token_hex(16)
+    container_id = os.urandom(16).hex()
     cdir = state_dir / container_id
     for bind in request.binds:
         if ":" in str(bind.source) or ":" in bind.target:
@@ -107,7 +111,7 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
                 with _captured_output(on_output) as tail:
                     code = run_container(state_dir=state_dir, lowers=lowers,
                                          image_config=image_config, options=options,
-                                         network=network)
+                                         network=network, volatile=True)
             finally:
                 _IN_PROCESS.release()
         else:
@@ -204,7 +208,7 @@ def _child_main(result_fd: int) -> None:
     state_dir, lowers, image_config, options, network = pickle.loads(sys.stdin.buffer.read())
     try:
         code = run_container(state_dir=state_dir, lowers=lowers, image_config=image_config,
-                             options=options, network=network)
+                             options=options, network=network, volatile=True)
         outcome: tuple = ("ok", code)
     except LaminaError as err:
         outcome = ("error", err.message, err.hint, err.exit_code)

@@ -28,12 +28,12 @@ import contextlib
 import dataclasses
 import os
 import posixpath
-import secrets
 import shutil
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..dockerfile import instructions as ins
 from ..dockerfile.dump import go_quote
@@ -47,11 +47,15 @@ from ..image.descriptor import Descriptor
 from ..image.digest import chain_ids
 from ..image.mutate import DEFAULT_SHELL, append_layer, assemble
 from ..image.source import ImageBase
-from ..store.gc import Lease
 from ..store.root import Store
 from .cachekey import CacheKey, files_digest
 from .context import BuildContext, DirectoryTree, Entry, SourceNotFoundError, clean_source
 from .progress import Progress
+
+if TYPE_CHECKING:   # tarfile costs start-up time; a rebuild from the cache does not need it
+    from ..layer.diff import SourcedFiles
+    from ..store.roots import Lease
+    from .pending import PendingSnapshot
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 SECRETS_DIR = "/run/secrets"
@@ -110,6 +114,8 @@ class StepContext:
     # --from / --mount from=: a stage name or index -> its state, or None (an image name)
     stage_state: Callable[[str], ImageState | None]
     image_state: Callable[[str], ImageState]
+    # chain ID -> a COPY's snapshot not made yet (pending.py); made when a step needs it
+    pending: dict[str, PendingSnapshot] = dataclasses.field(default_factory=dict)
 
 
 def prepare(ctx: StepContext, state: ImageState, step: Step, scope: StageScope,
@@ -314,23 +320,25 @@ def _bind_source(ctx: StepContext, stack: contextlib.ExitStack, m: ins.Mount) ->
 def _make_workdir(ctx: StepContext, state: ImageState, text: str,
                   key: str) -> ImageState | None:
     """WORKDIR's directory made in a layer of its own; None when it exists already."""
-    from ..runtime.rootfs import mount_overlay, resolve_in_root, unmount
-    from ..runtime.users import resolve_user
-
     workdir = state.container.working_dir or "/"
     rel = go_clean(workdir).strip("/")
     if not rel:
         return None
+    if _dir_in_pending(ctx, state, rel):
+        return None    # made by the COPY before, whose snapshot need not be made for this
     lowers = ensure_lowers(ctx, state)
     if _dir_in_lowers(lowers, rel):
         return None    # the usual case, seen without mounting anything
-    work = _new_dir(ctx.state_dir / f"workdir-{secrets.token_hex(8)}")
+    from ..runtime.rootfs import mount_overlay, resolve_in_root, unmount
+    from ..runtime.users import resolve_user
+
+    work = _new_dir(ctx.state_dir / f"workdir-{os.urandom(8).hex()}")
     try:
         upper = _new_dir(work / "upper")
         with contextlib.ExitStack() as stack:
             merged = _new_dir(work / "merged")
             mount_overlay(lowers or [_new_dir(work / "empty")], upper, _new_dir(work / "work"),
-                          merged)
+                          merged, volatile=True)   # no syncfs at unmount (sandbox.py)
             stack.callback(unmount, merged)
             user = state.container.user
             try:
@@ -356,6 +364,20 @@ def _make_workdir(ctx: StepContext, state: ImageState, text: str,
         return commit_layer(ctx, state, upper, text, key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _dir_in_pending(ctx: StepContext, state: ImageState, rel: str) -> bool:
+    """``_dir_in_lowers`` when the top layer is a COPY's pending snapshot (pending.py): its
+    upper dir stands for it, unless one of the path's parts is a file the COPY deferred."""
+    chain = state.chain_ids
+    pending = ctx.pending.get(chain[-1]) if chain else None
+    snapshots = ctx.store.snapshots
+    if pending is None or not all(snapshots.exists(c) for c in chain[:-1]):
+        return False
+    parts = rel.split("/")
+    if any(parts[i] in pending.files.get("/".join(parts[:i]), ()) for i in range(len(parts))):
+        return False
+    return _dir_in_lowers([pending.upper, *snapshots.lowers(chain[:-1])], rel)
 
 
 def _dir_in_lowers(lowers: list[Path], rel: str) -> bool:
@@ -427,34 +449,40 @@ def _prepare_copy(ctx: StepContext, state: ImageState, inst: ins.Copy | ins.Add,
 
     def run(key_digest: str) -> ImageState:
         from ..runtime.rootfs import mount_overlay, unmount
-        from .copy import CopyOptions, copy_into, parse_chmod
+        from .copy import CopyOptions, DeferredFiles, copy_into, parse_chmod
 
-        options = CopyOptions(chmod=parse_chmod(inst.chmod) if inst.chmod else None,
-                              exclude=exclude, unpack=is_add and inst.unpack is not False,
-                              keep_owner=from_ is not None, follow_dest_symlinks=not inst.link)
+        unpack = is_add and inst.unpack is not False
         lowers = ensure_lowers(ctx, state)
-        work = _new_dir(ctx.state_dir / f"copy-{secrets.token_hex(8)}")
-        try:
-            upper = _new_dir(work / "upper")
-            with contextlib.ExitStack() as stack:
-                entries = entries_for(stack)
-                many = dest_is_dir or len(entries) + len(inline) > 1
-                opts = options
-                if inst.chown:
-                    opts = dataclasses.replace(opts, owner=_owner(ctx, stack, inst.chown,
-                                                                   lowers))
-                if inst.link:
-                    root = upper
-                else:
-                    merged = _new_dir(work / "merged")
-                    mount_overlay(lowers or [_new_dir(work / "empty")], upper,
-                                  _new_dir(work / "work"), merged)
-                    stack.callback(unmount, merged)
-                    root = merged
-                copy_into(root, dest, entries, inline, opts, dest_is_dir=many)
-            return commit_layer(ctx, state, upper, text, key_digest)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        work = _new_dir(ctx.state_dir / f"copy-{os.urandom(8).hex()}")
+        # The sources stay readable (a --from stage's view mounted) until the layer is
+        # written: it reads their files (a single pass, see copy.DeferredFiles).
+        with contextlib.ExitStack() as sources:
+            try:
+                upper = _new_dir(work / "upper")
+                entries = entries_for(sources)
+                with contextlib.ExitStack() as stack:
+                    if inst.link:
+                        root = upper
+                    else:
+                        merged = _new_dir(work / "merged")
+                        mount_overlay(lowers or [_new_dir(work / "empty")], upper,
+                                      _new_dir(work / "work"), merged,
+                                      volatile=True)   # no syncfs at unmount (sandbox.py)
+                        stack.callback(unmount, merged)
+                        root = merged
+                    # ADD's archives are extracted into the tree: no file is deferred there
+                    deferred = None if unpack else DeferredFiles(root)
+                    opts = CopyOptions(
+                        chmod=parse_chmod(inst.chmod) if inst.chmod else None,
+                        exclude=exclude, unpack=unpack, keep_owner=from_ is not None,
+                        follow_dest_symlinks=not inst.link, deferred=deferred,
+                        owner=_owner(ctx, stack, inst.chown, lowers) if inst.chown else None)
+                    copy_into(root, dest, entries, inline, opts,
+                              dest_is_dir=dest_is_dir or len(entries) + len(inline) > 1)
+                return commit_layer(ctx, state, upper, text, key_digest,
+                                    files_from=deferred.by_dir if deferred else None)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
     return Prepared(key, files, run)
 
 
@@ -513,13 +541,14 @@ def _inline_files(ctx: StepContext, inst: ins.Copy | ins.Add, urls: list[str],
 
     A URL is downloaded on every build: its content is part of the key.
     """
-    from .copy import InlineSource
-
-    files, digests = [], {}
+    files: list = []
+    digests: dict[str, str] = {}
     if not inst.source_contents and not urls:
         return files, digests
+    from .copy import InlineSource   # (not for a COPY the cache has: start-up time)
+
     # Kept until the build ends (a cache miss copies from here): the build's state dir goes.
-    directory = _new_dir(ctx.state_dir / f"inline-{secrets.token_hex(8)}")
+    directory = _new_dir(ctx.state_dir / f"inline-{os.urandom(8).hex()}")
     for body in inst.source_contents:
         path = directory / f"heredoc-{len(files)}"
         path.write_text(body.data)
@@ -683,23 +712,46 @@ def _go_duration(ns: int | None) -> str:
 
 
 def commit_layer(ctx: StepContext, state: ImageState, upper: Path, created_by: str,
-                 key: str) -> ImageState:
+                 key: str, *, files_from: SourcedFiles | None = None) -> ImageState:
     """Make ``upper`` (an overlay upper dir) the next layer of ``state``: a deterministic tar
-    in the content store, and, renamed, the layer's snapshot."""
+    in the content store, and, renamed, the layer's snapshot.
+
+    With ``files_from`` (files a COPY left out of ``upper``, read from their sources into the
+    tar), ``upper`` is not the whole layer. For a large COPY no snapshot is made now: the
+    upper dir is kept, and a later step that needs the snapshot makes it (``ensure_lowers``,
+    pending.py), so a COPY that is the last step to change files never pays for a second copy
+    of its files. A small one makes it at once (cheap), so that ``history`` and ``system df``
+    show its unpacked size as for any other step.
+    """
     from ..layer import MOUNT_POINT_LEFTOVERS, write_layer
 
     store = ctx.store
     with store.content.ingest() as blob:
         stats = write_layer(upper, blob, exclude=MOUNT_POINT_LEFTOVERS,
-                            source_date_epoch=ctx.source_date_epoch)
+                            mtime_clamp=ctx.source_date_epoch, files_from=files_from)
         digest, size = blob.digest, blob.size   # uncompressed: the blob digest is the diff ID
         ctx.lease.add(blobs=[digest])
-        blob.commit(digest, size)
+        # The data is fsynced, its name not yet: commit_image syncs the names before the
+        # image's; a cache record whose blob a power loss took is a miss (store/cache.py).
+        blob.commit(digest, size, sync_name=False)
     parents = state.chain_ids
     chain = chain_ids([*state.config.rootfs.diff_ids, digest])[-1]
     ctx.lease.add(snapshots=[chain])
     snapshots = store.snapshots
-    if not snapshots.exists(chain):
+    if files_from and not snapshots.exists(chain):
+        if ctx.source_date_epoch is None:   # else the tar's times are clamped: unpack it
+            from .pending import PendingSnapshot, is_small, materialize
+
+            kept = _new_dir(ctx.state_dir / f"pending-{os.urandom(8).hex()}")
+            os.rename(upper, kept / "upper")
+            pending = PendingSnapshot(kept / "upper", files_from,
+                                      parents[-1] if parents else None, digest,
+                                      stats.content_bytes)
+            if not is_small(pending):
+                ctx.pending[chain] = pending
+            else:   # (a source changed since: no snapshot, a later step unpacks the tar)
+                materialize(snapshots, chain, pending)
+    elif not snapshots.exists(chain):
         staging = snapshots.prepare(chain)
         try:
             if ctx.source_date_epoch is None:
@@ -744,7 +796,16 @@ def ensure_lowers(ctx: StepContext, state: ImageState) -> list[Path]:
     chain = state.chain_ids
     ctx.lease.add(blobs=[d.digest for d in state.layers], snapshots=chain)
     snapshots = ctx.store.snapshots
-    if all(snapshots.exists(c) for c in chain):
+    for chain_id in chain:   # bottom first: a snapshot is made on its parents
+        if snapshots.exists(chain_id):
+            continue
+        pending = ctx.pending.pop(chain_id, None)
+        if pending is None:
+            break
+        from .pending import materialize
+        if not materialize(snapshots, chain_id, pending):
+            break
+    else:
         return snapshots.lowers(chain)
     from ..store.unpack import unpack_image
     return unpack_image(ctx.store, _StateImage(ctx.store, state))
@@ -764,14 +825,15 @@ def _view(ctx: StepContext, stack: contextlib.ExitStack, lowers: list[Path]) -> 
     if not lowers:
         return _new_dir(work / "empty")
     merged = _new_dir(work / "merged")
-    mount_overlay(lowers, _new_dir(work / "upper"), _new_dir(work / "work"), merged)
+    mount_overlay(lowers, _new_dir(work / "upper"), _new_dir(work / "work"), merged,
+                  volatile=True)   # a throwaway upper
     stack.callback(unmount, merged)
     return merged
 
 
 def _scratch_dir(ctx: StepContext, stack: contextlib.ExitStack, kind: str) -> Path:
     """A private directory under the build's state dir, removed when ``stack`` closes."""
-    path = _new_dir(ctx.state_dir / f"{kind}-{secrets.token_hex(8)}", mode=0o700)
+    path = _new_dir(ctx.state_dir / f"{kind}-{os.urandom(8).hex()}", mode=0o700)
     stack.callback(shutil.rmtree, path, True)
     return path
 

@@ -38,15 +38,26 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="the network of RUN steps (default: a bridge with outbound access)")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
                    help="a secret for RUN --mount=type=secret (repeatable)")
-    p.add_argument("--cache-from", action="append", default=[], metavar="type=local,src=DIR",
-                   help="import a build cache exported with --cache-to (repeatable)")
-    p.add_argument("--cache-to", metavar="type=local,dest=DIR[,mode=min|max]",
-                   help="export the build cache of this build's steps to DIR (mode=min, the "
-                        "default: the final stage's; max: every stage's)")
+    p.add_argument("--cache-from", action="append", default=[],
+                   metavar="type=local,src=DIR|type=registry,ref=REF",
+                   help="import a build cache exported with --cache-to, from a folder or a "
+                        "registry (repeatable; a bare REF means type=registry,ref=REF); one "
+                        "that cannot be read is a warning")
+    p.add_argument("--explain", action="store_true",
+                   help="after the build, list every step: CACHED, or why it ran")
+    p.add_argument("--squash", action="store_true",
+                   help="merge the layers the build made into one over the base image "
+                        "(the build cache stays per step)")
+    p.add_argument("--cache-to",
+                   metavar="type=local,dest=DIR|type=registry,ref=REF[,mode=min|max]",
+                   help="export the build cache of this build's steps to DIR, or push it to "
+                        "the registry tag REF (mode=min, the default: the final stage's; max: "
+                        "every stage's; registry: compression=gzip|zstd|uncompressed, "
+                        "ignore-error=true)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api.build import build, is_archive
+    from ..api.build import build, is_archive, parse_epoch
     from ..build.progress import make_progress
     from .common import open_store, parse_build_args
 
@@ -67,25 +78,44 @@ def run(args: argparse.Namespace) -> int:
     elif os.path.isfile(args.path) and args.file is None:
         print(f"note: {args.path} is a file: building with it as the Dockerfile and its folder "
               f"{os.path.dirname(args.path) or '.'} as the context", file=sys.stderr)
-    epoch = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    # As buildx: the environment's SOURCE_DATE_EPOCH, unless a build arg gives one.
+    epoch = None
+    if not build_args.get("SOURCE_DATE_EPOCH") and os.environ.get("SOURCE_DATE_EPOCH"):
+        epoch = parse_epoch(os.environ["SOURCE_DATE_EPOCH"])
     progress = make_progress("quiet" if args.quiet else args.progress, sys.stderr)
     try:
         result = build(context, dockerfile=dockerfile, dockerfile_text=text,  # type: ignore
                        tags=args.tag, build_args=build_args, target=args.target,
                        no_cache=args.no_cache, labels=labels, platform=args.platform,
                        network=args.network, secrets=secrets,
-                       source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None,
-                       pull=True if args.pull else None, cache_from=args.cache_from,
-                       cache_to=args.cache_to, progress=progress,
+                       source_date_epoch=epoch, pull=True if args.pull else None,
+                       cache_from=args.cache_from, cache_to=args.cache_to,
+                       squash=args.squash, progress=progress,
                        store=open_store(args))
     finally:
         progress.close()
+    if args.explain:
+        print(explain_text(result.steps), end="")
     if args.iidfile:
         with open(args.iidfile, "w") as out:
             out.write(result.image_id)
     if args.quiet:
         print(result.image_id)
     return 0
+
+
+def explain_text(steps) -> str:
+    """The ``--explain`` summary: each step, CACHED or RAN with the reason below it."""
+    ran = sum(not s.cached for s in steps)
+    lines = [f"explain: {ran} of {len(steps)} steps ran"]
+    multi = len({s.stage for s in steps}) > 1
+    for s in steps:
+        where = s.position or (f"[{s.stage}]" if multi else "")
+        step = f"{where} {s.instruction}".strip()
+        lines.append(f"  {'CACHED' if s.cached else 'RAN':<6} {step}")
+        if not s.cached and s.reason:
+            lines.append(f"         {s.reason}")
+    return "\n".join(lines) + "\n"
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:

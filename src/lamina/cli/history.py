@@ -2,6 +2,7 @@
 
 A step's SIZE is its layer's: uncompressed (the size its snapshot recorded) once the layer has
 been unpacked, else the compressed size of its blob (see ``lamina.api.images``).
+``--wasted`` reads the layers instead and shows where their bytes went (``cli/analyze.py``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", metavar="FORMAT",
                    help="'table', 'table TEMPLATE', 'json' or a Go template over the fields "
                         ".ID .CreatedSince .CreatedAt .CreatedBy .Size .Comment")
+    p.add_argument("--wasted", action="store_true",
+                   help="per layer, the compressed and uncompressed sizes and the bytes later "
+                        "layers overwrote or deleted, with the biggest offenders")
+    from .analyze import register_common
+    register_common(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +45,24 @@ def run(args: argparse.Namespace) -> int:
     from .common import open_store
     from .template import render_rows
 
+    if args.wasted:
+        return _run_wasted(args)
     steps = api.history(args.image, store=open_store(args))
     rows = [_row(step, args.human, args.no_trunc) for step in steps]
     fmt = "{{.ID}}" if args.quiet else (args.format if args.format not in (None, "", "table")
                                         else TABLE)
     print(render_rows(fmt, rows, TABLE, HEADERS), end="")
     return 0
+
+
+def _run_wasted(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from .analyze import run_wasted
+
+    if args.format not in (None, "", "table", "json") or args.quiet:
+        raise UsageError("--wasted prints a table or, with --format json, JSON",
+                         hint="drop -q and the template, or drop --wasted")
+    return run_wasted(args)
 
 
 def _bool(text: str) -> bool:

@@ -2,11 +2,13 @@
 
 ``ls``, ``rm``, ``tag``, ``inspect`` and ``history`` are the top-level commands under their group
 names (``image ls`` is ``images``, ``image rm`` is ``rmi``); ``prune`` lives only here, as in
-Docker.
+Docker, and so do lamina's own ``analyze`` (where the bytes went) and ``verify`` (digests and
+schemas).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from .common import confirm, register_group
 
@@ -20,6 +22,8 @@ REUSED: dict[str, tuple[str, list[str]]] = {
     "rm": ("rmi", ["remove"]),
     "tag": ("tag", []),
 }
+# lamina's own subcommands of the group: name -> module under lamina.cli
+OWN = {"analyze": "analyze", "verify": "verify"}
 PRUNE_HELP = "Remove unused images"
 DANGLING_WARNING = "WARNING! This will remove all dangling images."
 ALL_WARNING = ("WARNING! This will remove all images without at least one container "
@@ -32,6 +36,11 @@ def register(p: argparse.ArgumentParser) -> None:
     cmd = sub.add_parser("prune", help=PRUNE_HELP, description=PRUNE_HELP)
     register_prune(cmd)
     cmd.set_defaults(_image_run=run_prune)
+    for name, module_name in OWN.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.register(cmd)
+        cmd.set_defaults(_image_run=module.run)
 
 
 def run(args: argparse.Namespace) -> int:

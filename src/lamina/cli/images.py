@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..api import ImageSummary
+    from ..store import Store
 
 HELP = "List images"
 
@@ -40,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
     dangling, patterns = _filters(args.filter)
     if args.reference:
         patterns.append(args.reference)
-    found = api.images(open_store(args), all=args.all, reference=patterns, dangling=dangling)
-    rows = [_row(image, repo_tag, args.no_trunc)
-            for image in found for repo_tag in image.repo_tags or [None]]
+    store = open_store(args)
+    found = api.images(store, all=args.all, reference=patterns, dangling=dangling)
+    rows = [_row(image, repository, tag, digest, args.no_trunc)
+            for image in found
+            for repository, tag, digest in _names(image, store, extra=not patterns)]
     if args.quiet:
         fmt = "{{.ID}}"
     elif args.format in (None, "", "table"):
@@ -70,20 +73,43 @@ def _filters(items: list[str]) -> tuple[bool | None, list[str]]:
     return dangling, patterns
 
 
-def _row(image: "ImageSummary", repo_tag: str | None, no_trunc: bool) -> dict[str, str]:
-    """One row, keys in the order ``--format json`` prints them (Docker's: sorted)."""
+def _names(image: "ImageSummary", store: "Store",
+           extra: bool) -> list[tuple[str, str, str]]:
+    """(repository, tag, digest) rows of one image, as Docker makes them: a row per tag,
+    with the digest the registry knows that repository's image by (RepoDigests: what a pull
+    got or a push sent), else <none>; with ``extra``, a row more for each repository the
+    image has a digest in but no tag (pulled by digest, or the tag since removed)."""
     from ..api.images import split_repo_tag
+    from ..api.registry import repo_digests
+
+    digests: dict[str, str] = {}
+    for entry in repo_digests(image.digest, store=store):
+        repository, _, digest = entry.rpartition("@")
+        digests.setdefault(repository, digest)
+    rows = []
+    for repo_tag in image.repo_tags:
+        repository, tag = split_repo_tag(repo_tag)
+        rows.append((repository, tag or NONE, digests.get(repository, NONE)))
+    tagged = {repository for repository, _, _ in rows}
+    if extra:
+        rows += [(repository, NONE, digest) for repository, digest in digests.items()
+                 if repository not in tagged]
+    return rows or [(NONE, NONE, NONE)]
+
+
+def _row(image: "ImageSummary", repository: str, tag: str, digest: str,
+         no_trunc: bool) -> dict[str, str]:
+    """One row, keys in the order ``--format json`` prints them (Docker's: sorted)."""
     from .format import human_size, parse_timestamp, short_id, since
 
-    repository, tag = split_repo_tag(repo_tag) if repo_tag else (NONE, NONE)
     stamp = parse_timestamp(image.created)
     return {
         # Go's time.Time.String() in local time, as docker prints CreatedAt
         "CreatedAt": stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z") if stamp else "N/A",
         "CreatedSince": since(image.created),
-        "Digest": image.digest,
+        "Digest": digest,
         "ID": image.id if no_trunc else short_id(image.id),
         "Repository": repository,
         "Size": human_size(image.size),
-        "Tag": tag or NONE,
+        "Tag": tag,
     }

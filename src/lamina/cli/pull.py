@@ -51,7 +51,9 @@ def pull_one(name: str, *, store, platform: str | None, out: TextIO, quiet: bool
     image, printing to stderr as ``docker run`` does)."""
     from ..api.registry import pull
     from ..image.reference import ImageReference
+    from .malloc import keep_freed_memory
 
+    keep_freed_memory()
     wanted = ImageReference.parse(name).with_default_tag()
     display = None if quiet else LayerDisplay(out)
     if display is not None:

@@ -99,11 +99,11 @@ def run(args: argparse.Namespace) -> int:
 def pull_if_missing(image: str, store: Any, args: argparse.Namespace) -> None:
     """As ``docker run`` and ``create`` do: an image not in the store is pulled first."""
     from ..store.layout import ImageNotFoundError
-    from .pull import pull_one
 
     try:
         store.image(image)
     except ImageNotFoundError:
+        from .pull import pull_one
         shown = image
         if not image.startswith("sha256:"):
             from ..image.reference import ImageReference

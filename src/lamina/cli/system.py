@@ -1,4 +1,5 @@
-"""``lamina system df`` and ``lamina system check [--repair]``: the store as a whole."""
+"""``lamina system df``, ``lamina system check [--repair]`` and ``lamina system info`` (the
+same as ``lamina info``): the store and the machine as a whole."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..api import Problem, UsageRow
 
-HELP = "Manage lamina: disk usage, store check"
+HELP = "Manage lamina: disk usage, store check, system information"
 
 DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
               "Reclaimable": "RECLAIMABLE"}
@@ -23,12 +24,18 @@ def register(p: argparse.ArgumentParser) -> None:
     df.set_defaults(_system_run=_run_df)
     check = sub.add_parser(
         "check", help="Verify the store: blobs, images, snapshots",
-        description="Verify every blob's digest, every image's manifest, config and layers, "
-                    "and every snapshot's metadata; print each problem and what to do.")
+        description="Verify every blob's digest, every image's manifest, config and layers "
+                    "(sizes, diff IDs, the OCI image-spec rules: the checks of `lamina image "
+                    "verify`), and every snapshot's metadata; print each problem and what to "
+                    "do.")
     check.add_argument("--repair", action="store_true",
                        help="also fix what is safe: remove damaged blobs no image uses and "
                             "names whose manifest is gone")
     check.set_defaults(_system_run=_run_check)
+    from . import info  # Docker's `system info` is `info`
+    cmd = sub.add_parser("info", help=info.HELP, description=info.HELP)
+    info.register(cmd)
+    cmd.set_defaults(_system_run=info.run)
 
 
 def run(args: argparse.Namespace) -> int:

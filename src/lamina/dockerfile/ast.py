@@ -73,6 +73,8 @@ class Warning:
 
 @dataclass
 class Directive:
+    """A parser directive (``# syntax=``, ``# escape=``, ``# check=``)."""
+
     name: str      # lowercased: syntax, escape, check
     value: str
     line: int
@@ -80,6 +82,8 @@ class Directive:
 
 @dataclass
 class ParseResult:
+    """The parse tree of a Dockerfile, with the parser's warnings."""
+
     root: Node
     warnings: list[Warning]
     escape_token: str = "\\"

@@ -12,7 +12,6 @@ A bare ``--`` ends the flags (the parser normally drops it already).
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,6 +85,8 @@ class BFlags:
                 flag.value.append(value)
 
     def _suggest(self, name: str) -> str | None:
+        import difflib   # only for a suggestion: start-up time
+
         close = difflib.get_close_matches(name, list(self._flags), n=1)
         return f"did you mean --{close[0]}?" if close else None
 

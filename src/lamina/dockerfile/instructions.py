@@ -27,7 +27,6 @@ environment, and gets a new instruction back. What each instruction expands (as 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -298,6 +297,8 @@ class Expose(Instruction):
 
 @dataclass(frozen=True)
 class User(Instruction):
+    """USER user[:group]."""
+
     keyword: ClassVar[str] = "USER"
 
     user: str
@@ -308,6 +309,8 @@ class User(Instruction):
 
 @dataclass(frozen=True)
 class Workdir(Instruction):
+    """WORKDIR path."""
+
     keyword: ClassVar[str] = "WORKDIR"
 
     path: str
@@ -339,6 +342,8 @@ class Shell(Instruction):
 
 @dataclass(frozen=True)
 class StopSignal(Instruction):
+    """STOPSIGNAL signal."""
+
     keyword: ClassVar[str] = "STOPSIGNAL"
 
     signal: str
@@ -378,6 +383,8 @@ class Onbuild(Instruction):
 
 @dataclass(frozen=True)
 class Maintainer(Instruction):
+    """MAINTAINER name (deprecated; sets the author)."""
+
     keyword: ClassVar[str] = "MAINTAINER"
 
     name: str
@@ -468,6 +475,8 @@ def _unknown_instruction(node: Node) -> DockerfileError:
     # The message names the instruction as the user wrote it (the node's value is lowercased).
     words = node.original.split(None, 1)
     written = words[0] if words else node.value
+    import difflib   # only for a suggestion: start-up time
+
     close = difflib.get_close_matches(written.upper(), list(INSTRUCTION_TYPES), n=1)
     return DockerfileError(f"unknown instruction: {written}",
                            hint=f"did you mean {close[0]}?" if close else None)

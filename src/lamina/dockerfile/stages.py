@@ -45,6 +45,8 @@ RESERVED_STAGE_NAMES = ("scratch", "context")
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage: its FROM and the instructions after it."""
+
     index: int
     name: str | None
     from_: From
@@ -57,6 +59,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Dockerfile:
+    """A Dockerfile as typed instructions, split into stages."""
+
     file: str
     tree: ParseResult
     meta_args: tuple[Arg, ...]

@@ -6,8 +6,6 @@ that holds the value adds it.
 """
 from __future__ import annotations
 
-import csv
-import difflib
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -73,6 +71,8 @@ class PortSpec:
 
 def _csv_fields(spec: str, what: str) -> list[str]:
     """The comma-separated fields of a --mount/--device value (CSV quoting allowed)."""
+    import csv   # RUN --mount and --device only: start-up time
+
     try:
         rows = list(csv.reader([spec], strict=True))
     except csv.Error as err:
@@ -261,6 +261,8 @@ def parse_device(spec: str) -> Device:
 
 
 def did_you_mean(word: str, choices: tuple[str, ...]) -> str | None:
+    import difflib   # only for a suggestion: start-up time
+
     close = difflib.get_close_matches(word, choices, n=1)
     return f"did you mean {close[0]}?" if close else None
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import LaminaError
 from .digest import DigestError, canonical_json, sha256_digest, validate_digest
+
+if TYPE_CHECKING:     # datetime is imported where times are read or written: `run` needs neither
+    from datetime import datetime
 
 
 class ConfigError(LaminaError):
@@ -225,6 +227,7 @@ def _encode(value: Any) -> dict[str, Any]:
 
 def parse_timestamp(text: str) -> datetime:
     """Read an RFC 3339 time as Go writes it (``Z``, up to nanoseconds), timezone-aware."""
+    from datetime import datetime, timezone
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
@@ -235,6 +238,7 @@ def parse_timestamp(text: str) -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``, without a fraction when it is zero (as Go's RFC3339Nano)."""
+    from datetime import timezone
     moment = moment.astimezone(timezone.utc)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if moment.microsecond:

@@ -2,7 +2,7 @@
 ``aarch64`` is ``arm64``, ``arm64/v8`` is plain ``arm64``."""
 from __future__ import annotations
 
-import platform as _platform
+import os
 from dataclasses import dataclass
 
 from ..errors import LaminaError
@@ -63,4 +63,4 @@ def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
 
 def host_platform() -> Platform:
     """The platform of this machine (Linux only, as lamina runs only there)."""
-    return Platform("linux", *_normalize_arch(_platform.machine().lower(), ""))
+    return Platform("linux", *_normalize_arch(os.uname().machine.lower(), ""))

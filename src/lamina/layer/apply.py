@@ -71,12 +71,15 @@ def apply_layer(tar_stream: BinaryIO, target: Path, *,
     stream = _ReadAhead(tar_stream)
     entry = None
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
+        # "r:" rather than the stream mode "r|": tarfile then reads file data straight from
+        # ``stream`` in large reads (its stream mode copies it through a 10 KB buffer);
+        # ``stream`` seeks forward only, which is all tarfile does reading in order.
+        with tarfile.open(fileobj=stream, mode="r:", encoding="utf-8",
                           errors="surrogateescape") as tf:
             while (member := tf.next()) is not None:
                 entry = member.name
                 applier.apply(member, tf)
-                # Stream mode still keeps every member read; drop them so memory stays flat.
+                # tarfile keeps every member read; drop them so memory stays flat.
                 tf.members.clear()
         entry = None
         applier.finish()
@@ -118,10 +121,39 @@ class _ReadAhead:
         except BaseException as err:  # raised again in the reading thread
             self._queue.put(err)
 
-    def read(self, size: int) -> bytes:
+    def read(self, size: int = -1) -> bytes:
+        """``size`` bytes, fewer only at the end (tarfile takes a short read for a cut tar)."""
+        if size is None or size < 0:
+            size = 1 << 62
+        parts = []
+        while size > 0 and self._next_chunk():
+            data = self._chunk[:size]
+            self._chunk = self._chunk[len(data):]
+            parts.append(data)
+            size -= len(data)
+        data = b"".join(parts) if len(parts) != 1 else parts[0].tobytes()
+        self.size += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Forward only, by reading (tarfile skips what it does not read this way)."""
+        target = offset + self.size if whence == 1 else offset
+        if whence not in (0, 1) or target < self.size:
+            raise tarfile.StreamError("seeking backwards in a layer stream")
+        while self.size < target and self._next_chunk():
+            skipped = self._chunk[:target - self.size]
+            self._chunk = self._chunk[len(skipped):]
+            self.size += len(skipped)
+        return self.size
+
+    def _next_chunk(self) -> bool:
+        """Make ``_chunk`` non-empty; False at the end of the stream."""
         while not self._chunk:
             if self._eof:
-                return b""
+                return False
             item = self._queue.get()
             if isinstance(item, LaminaError):
                 raise item
@@ -130,12 +162,9 @@ class _ReadAhead:
                 raise LayerError(f"cannot read the layer stream: {item}") from item
             if not item:
                 self._eof = True
-                return b""
+                return False
             self._chunk = memoryview(item)
-        data = self._chunk[:size].tobytes()
-        self._chunk = self._chunk[len(data):]
-        self.size += len(data)
-        return data
+        return True
 
     def close(self) -> None:
         """Stop the worker: unblock it if the queue is full, then wait for it."""
@@ -284,15 +313,17 @@ class _Applier:
                 # claim terabytes with a few real bytes, and copying its zeros would fill the disk.
                 # The archive stores the regions one after another, so they are read in order
                 # from the stream itself (tarfile's reader cannot seek a stream).
+                tf.fileobj.seek(m.offset_data)  # (forward only: where the data starts)
                 for offset, size in m.sparse or ():
                     out.seek(offset)
-                    _copy_exactly(tf.fileobj, out, size)
+                    _copy_exactly(tf.fileobj, out, size, m.name)
                 out.truncate(m.size)
             else:
-                src = tf.extractfile(m)
-                assert src is not None  # a regular file always has a reader
                 _check_room(out.fileno(), m)
-                shutil.copyfileobj(src, out, _CHUNK)
+                # Straight from the stream, in large reads (extractfile adds two layers of
+                # buffering); tarfile seeks past the padding itself.
+                tf.fileobj.seek(m.offset_data)
+                _copy_exactly(tf.fileobj, out, m.size, m.name)
         self._set_attrs(dir_fd, base, m, ())
         self.counts["files"] += 1
         self.counts["content_bytes"] += m.size
@@ -516,11 +547,11 @@ class _Applier:
             os.utime(base, ns=(mtime, mtime), dir_fd=dir_fd, follow_symlinks=False)
 
 
-def _copy_exactly(src: BinaryIO, out: BinaryIO, size: int) -> None:
+def _copy_exactly(src: BinaryIO, out: BinaryIO, size: int, entry: str) -> None:
     while size > 0:
         data = src.read(min(size, _CHUNK))
         if not data:
-            raise LayerError("the layer ends inside a file's data")
+            raise LayerError("the layer ends inside a file's data", entry=entry)
         out.write(data)
         size -= len(data)
 

@@ -11,13 +11,15 @@ copies an archive. Pull adds what a network needs around it:
    checked against its digest and size on the way (store/content.py), again from the start
    after a cut or damaged download, a few times;
 3. meanwhile, unpack into snapshots (store/unpack.py, which checks each layer's diff ID),
-   each layer as soon as it is in;
+   in order, each layer read from its download file as it is written (spool.py): a blob is
+   fetched, written and read once, and unpacking runs alongside the downloads;
 4. ``copy_image``: the config and the manifest, raw, and the checks of the whole image;
 5. only then tag. Everything is written under a lease, so a pull that fails leaves no name
    and nothing a later command trusts: the next garbage collection removes what it wrote.
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -32,7 +34,7 @@ from ..image.reference import ImageReference
 from ..image.source import ImageBase, ImageError
 from ..store import Store
 from ..store.commit import copy_image
-from ..store.content import CHUNK, ContentStore, DigestMismatchError
+from ..store.content import CHUNK, ContentStore, DigestMismatchError, IngestWriter
 from ..store.layout import ImageNotFoundError
 from .client import Repository, Session
 from .errors import RegistryError, TransferError, naming
@@ -40,8 +42,10 @@ from .mirrors import Endpoint, pull_endpoints
 from .progress import LayerProgress, ProgressCallback, ignore
 from .repodigests import RepoDigests
 from .sources import BlobSources
+from .spool import Spool
 
 DOWNLOAD_WORKERS = 3   # Docker's max-concurrent-downloads
+_WRITE_BEHIND = 8      # chunks received ahead of the ingest file's writing
 
 
 class RegistryImage(ImageBase):
@@ -148,10 +152,17 @@ def _pull(store: Store, ref: ImageReference, session: Session, platform: Platfor
                 progress(LayerProgress(reference, desc.digest, "Already exists"))
         with _Downloads(store, image, missing, reference, progress) as downloads:
             if unpack:
-                # Each layer unpacks as soon as it and those below it are in: unpacking
-                # overlaps the downloads above it.
+                # Each layer unpacks while it downloads, once those below it are
+                # unpacked: unpacking overlaps the downloads.
                 from ..store.unpack import unpack_image
-                unpack_image(store, _Arriving(image, store, downloads))
+                try:
+                    unpack_image(store, _Arriving(image, store, downloads))
+                except LaminaError:
+                    # A failed download is what the user has to know about, not the
+                    # unpack it cut short.
+                    if downloads.failure is not None:
+                        raise downloads.failure from None
+                    raise
             downloads.finish()
         copy_image(store, image, lease=lease)  # every layer is in: the config and manifest
         for desc in missing:
@@ -193,28 +204,34 @@ class _Downloads:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max(1, min(DOWNLOAD_WORKERS, len(layers))),
                                         thread_name_prefix="lamina-pull")
-        self._futures = {desc.digest: self._pool.submit(self._run, store, image, desc,
-                                                        reference, progress)
-                         for desc in layers}
+        self._spools = {desc.digest: Spool(desc.digest) for desc in layers}
+        self._futures = [self._pool.submit(self._run, store, image, desc, reference, progress)
+                         for desc in layers]
 
     def _run(self, store: Store, image: RegistryImage, desc: Descriptor, reference: str,
              progress: ProgressCallback) -> None:
+        spool = self._spools[desc.digest]
         try:
-            _fetch_layer(store, image, desc, reference, progress, self._stop)
+            _fetch_layer(store, image, desc, reference, progress, self._stop, spool)
         except BaseException as err:
             with self._lock:
                 self._failure = self._failure or err
             self._stop.set()
+            for other in self._spools.values():  # readers of any layer stop waiting
+                other.fail(self._failure)
             raise
 
-    def wait_for(self, digest: str) -> None:
-        """Return once the blob is in the store; raise the first failure if it is not."""
-        future = self._futures.get(digest)
-        if future is not None and future.exception() is not None:
-            raise self._failure  # type: ignore[misc]
+    def open(self, digest: str) -> BinaryIO | None:
+        """The blob as it downloads, None if it is not one of these downloads."""
+        spool = self._spools.get(digest)
+        return spool.reader() if spool is not None else None  # type: ignore[return-value]
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
 
     def finish(self) -> None:
-        wait(self._futures.values())
+        wait(self._futures)
         if self._failure is not None:
             raise self._failure
 
@@ -224,10 +241,13 @@ class _Downloads:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()  # nothing is left after finish(); after a failure, stop the rest
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for spool in self._spools.values():
+            spool.close()
 
 
 class _Arriving(ImageBase):
-    """The image being pulled, its blobs read from the store as each download ends."""
+    """The image being pulled, its blobs read as they download (spool.py), or from the
+    store for those it had."""
 
     def __init__(self, image: RegistryImage, store: Store, downloads: _Downloads) -> None:
         self._image = image
@@ -241,18 +261,23 @@ class _Arriving(ImageBase):
         return self._image.config_bytes()
 
     def open_blob(self, desc: Descriptor) -> BinaryIO:
-        self._downloads.wait_for(desc.digest)
-        return self._store.content.open_blob(desc.digest)
+        return self._downloads.open(desc.digest) or self._store.content.open_blob(desc.digest)
 
 
 def _fetch_layer(store: Store, image: RegistryImage, desc: Descriptor, reference: str,
-                 progress: ProgressCallback, stop: threading.Event) -> None:
+                 progress: ProgressCallback, stop: threading.Event, spool: Spool) -> None:
     transport = image.repository.registry.transport
     for attempt in range(transport.attempts):
         try:
-            with image.repository.open_blob(desc.digest) as stream:
+            with image.repository.open_blob(desc.digest) as stream, \
+                    store.content.ingest() as writer:
+                spool.begin(writer.temp_path)
                 counted = _Counted(stream, desc, reference, progress, stop)
-                store.content.put_stream(counted, desc.digest, desc.size)  # type: ignore[arg-type]
+                with _WriteBehind(writer, spool) as behind:
+                    while chunk := counted.read(CHUNK):
+                        behind.write(chunk)
+                writer.commit(desc.digest, desc.size)
+            spool.complete()
             progress(LayerProgress(reference, desc.digest, "Download complete",
                                    desc.size, desc.size))
             return
@@ -266,6 +291,45 @@ def _fetch_layer(store: Store, image: RegistryImage, desc: Descriptor, reference
                     hint="the registry or the network damages downloads: try again later; "
                          "nothing of this layer was kept") from None
             time.sleep(transport.backoff * 2 ** attempt)
+
+
+class _WriteBehind:
+    """Writes a download's chunks into its ingest file (which hashes them) on a thread of
+    its own, a few chunks behind: receiving overlaps hashing and writing (all three let go
+    of the GIL), and the download is no longer one thread's sum of the three."""
+
+    def __init__(self, writer: IngestWriter, spool: Spool) -> None:
+        self._writer = writer
+        self._spool = spool
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_WRITE_BEHIND)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lamina-pull-write",
+                                        daemon=True)
+        self._thread.start()
+
+    def write(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking chunks: write() must never block for good
+            try:
+                self._writer.write(chunk)
+                self._spool.advance(len(chunk))
+            except BaseException as err:  # raised again in the downloading thread
+                self._error = err
+
+    def __enter__(self) -> "_WriteBehind":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 class _Counted:

@@ -110,12 +110,36 @@ def _die_with_parent_in_cgroup_view() -> None:
     _private_cgroup_view()
 
 
+RUNTIMES = ("crun", "runc")     # in order of preference: crun starts containers faster
+
+
 def find_runtime() -> Path:
-    for name in ("crun", "runc"):
+    """The OCI runtime to use: $LAMINA_RUNTIME (a name on PATH or a path) when set, else crun,
+    else runc."""
+    chosen = os.environ.get("LAMINA_RUNTIME", "").strip()
+    if chosen:
+        found = shutil.which(chosen)
+        if found is None:
+            raise ContainerError(f"LAMINA_RUNTIME={chosen}: no such OCI runtime on PATH",
+                                 hint="set it to crun, runc or the path of an OCI runtime, "
+                                      "or unset it to use crun (runc where crun is missing)")
+        return Path(found)
+    for name in RUNTIMES:
         found = shutil.which(name)
         if found:
             return Path(found)
-    raise ContainerError("no OCI runtime found", hint="install crun (scripts/setup.sh does)")
+    raise ContainerError("no OCI runtime found",
+                         hint="install crun or runc (scripts/setup.sh installs both)")
+
+
+def runtime_of(container_id: str) -> "Runtime":
+    """The runtime that holds state for `container_id` (crun or runc, whichever LAMINA_RUNTIME
+    was when it was created); the default runtime when none does."""
+    for name in RUNTIMES:
+        found = shutil.which(name)
+        if found and (STATE_ROOT / name / container_id).exists():
+            return Runtime(Path(found))
+    return Runtime()
 
 
 def log_messages(log: Path) -> list[str]:
@@ -200,6 +224,12 @@ class Runtime:
             raise ContainerError(f"{self.name} {args[0]} failed: {err or done.returncode}")
         return done
 
+    def prepare_spec(self, config: dict) -> None:
+        """Fit `config` (an OCI runtime spec) to this runtime and host, in place."""
+        self.add_compiled_seccomp(config)
+        if self.name == "runc" and not _cgroup2_only():
+            _drop_device_denials_under_wildcards(config)
+
     def add_compiled_seccomp(self, config: dict) -> None:
         """crun only: put the compiled seccomp filter in `config`, so crun need not compile it.
 
@@ -253,7 +283,30 @@ class Runtime:
 
     def list(self) -> list[dict]:
         done = self.call("list", "--format", "json", check=False)
-        return json.loads(done.stdout or b"[]") if done.returncode == 0 else []
+        # runc prints "null" when it has no containers
+        return (json.loads(done.stdout or b"[]") or []) if done.returncode == 0 else []
+
+
+def _cgroup2_only() -> bool:
+    return mount_types(Path("/proc/self/mountinfo").read_text()).get(CGROUP_ROOT) == "cgroup2"
+
+
+def _drop_device_denials_under_wildcards(config: dict) -> None:
+    """runc refuses, on cgroup v1, a deny rule for devices that an earlier allow rule covers with
+    a wildcard (Docker's "c *:* m" then "deny c 10:229 rwm" for /dev/fuse: "cannot punch hole
+    in existing wildcard rule"). The v1 kernel only removes exceptions that match a deny rule
+    exactly, so such a rule changes nothing there (the default deny already covers read and
+    write): leave it out."""
+    rules = config.get("linux", {}).get("resources", {}).get("devices")
+    if not rules:
+        return
+    kept: list[dict] = []
+    for rule in rules:
+        covered = any(r.get("allow") and r.get("type", "a") in ("a", rule.get("type", "a"))
+                      and "major" not in r for r in kept)
+        if rule.get("allow") or "major" not in rule or not covered:
+            kept.append(rule)
+    config["linux"]["resources"]["devices"] = kept
 
 
 def remove_cgroup_parents(relative: str, root: str = CGROUP_ROOT) -> None:

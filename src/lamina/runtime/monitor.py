@@ -70,9 +70,7 @@ def supervise(containers: ContainerStore, container_id: str, *,
 def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None] | None
          ) -> int:
     from .network import attach, detach
-    from .ports import PortMapping
     from .run import run_container
-    from .volumes import VolumeStore, bind_specs, host_binds
 
     options = c.run_options
     cdir = containers.path(c.id)
@@ -81,9 +79,16 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
                              hint="remove the container and create it again")
     # The volumes are bound as their data directories; --rm is done here, once the network is
     # released: run.py must keep the container's directory.
-    binds = (*host_binds(options.binds),
-             *bind_specs(VolumeStore(containers.root), c.volume_mounts))
+    binds: tuple[str, ...] = ()
+    if options.binds or c.volumes:      # else `run` need not import volumes.py
+        from .volumes import VolumeStore, bind_specs, host_binds
+        binds = (*host_binds(options.binds),
+                 *bind_specs(VolumeStore(containers.root), c.volume_mounts))
     run_options = dataclasses.replace(options, remove=False, binds=binds)
+    ports = []
+    if c.publish:
+        from .ports import PortMapping
+        ports = [PortMapping.from_json(p) for p in c.publish]
     started_pid = 0
 
     def started(pid: int) -> None:
@@ -93,20 +98,28 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
         if on_started is not None:
             on_started()
 
+    # Once the container has exited, its network is released in a thread (CNI DEL is the
+    # slowest part of the clean-up) while run_container deletes it from the runtime and
+    # unmounts its root, and, with --rm, while its directory is removed. A kept container
+    # waits for the release before its record says "exited", so that a failed one shows there.
+    detaching: _Once | None = None
     try:
         lowers = run_lowers(cdir, c.lowers)
-        attachment = attach(c.id, mode=options.network_mode,
-                            ports=[PortMapping.from_json(p) for p in c.publish],
+        attachment = attach(c.id, mode=options.network_mode, ports=ports,
                             hostname=options.hostname or c.id[:12], state_root=containers.root)
+        detaching = _Once(lambda: detach(attachment, state_root=containers.root))
         try:
             attachment = _with_extra_hosts(attachment, c.extra_hosts)
             containers.update(c.id, status="running", started=now(), finished="", error="",
                               exit_code=0, pid=0, network=attachment.to_json(), runs=c.runs + 1)
             code = run_container(state_dir=containers.dir, lowers=lowers,
                                  image_config=c.image_config, options=run_options,
-                                 network=attachment, on_started=started)
+                                 network=attachment, on_started=started,
+                                 on_exited=detaching.start if attachment.mode == "bridge"
+                                 else None, volatile=options.remove)
         finally:
-            detach(attachment, state_root=containers.root)
+            if not options.remove:
+                detaching.finish()
         containers.update(c.id, status="exited", exit_code=code, finished=now(), pid=0,
                           network=None)
         return code
@@ -117,8 +130,41 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
                           pid=0, network=None)
         raise
     finally:
-        if options.remove:
-            containers.delete(c, volumes=True)
+        try:
+            if options.remove:
+                containers.delete(c, volumes=True)
+        finally:
+            if options.remove and detaching is not None:
+                detaching.finish()      # the command returns once the network is gone
+
+
+class _Once:
+    """Runs ``action`` once: in a thread from ``start()``, or at ``finish()`` if not started;
+    ``finish()`` returns when it is done and raises what it raised."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action = action
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="detach")
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._action()
+        except BaseException as err:    # handed to finish(), in the caller's thread
+            self._error = err
+
+    def finish(self) -> None:
+        if self._thread is None:
+            self._action()
+            return
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _with_extra_hosts(attachment: "NetworkAttachment", extra_hosts: tuple[str, ...]

@@ -17,7 +17,6 @@ import ctypes
 import errno
 import fcntl
 import os
-import socket
 import struct
 import threading
 from pathlib import Path
@@ -76,6 +75,8 @@ def is_netns(path: str | os.PathLike[str]) -> bool:
 
 
 def _bring_up_loopback() -> None:
+    import socket   # late: commands that make no namespace skip the import
+
     # A socket belongs to the network namespace of the thread that creates it.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH22x", b"lo", 0)  # struct ifreq: name, then ifr_flags

@@ -24,13 +24,10 @@ import json
 import os
 import select
 import signal
-import socket
 import struct
 import subprocess
-import tempfile
 import termios
 import threading
-import tty as ttymod
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,6 +225,10 @@ def _create_with_terminal(stack: contextlib.ExitStack, runtime: Runtime, contain
                           bundle: Path, pid_file: Path, log: Path, interactive: bool,
                           command: str) -> tuple[list[_Relay], _Relay | None]:
     """Create the container with a pty; our terminal goes raw when we type into it (-i)."""
+    import socket   # here: `run` without -t does not pay for these imports
+    import tempfile
+    import tty as ttymod
+
     sockdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lamina-")))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
         console.bind(str(sockdir / "console.sock"))   # short path: sun_path has 108 bytes

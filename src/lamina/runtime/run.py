@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
@@ -48,13 +47,18 @@ _SKIPPED_DEV = {"pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mounts", ".udev"}
 
 def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapping,
                   options: RunOptions, network: NetworkAttachment | None = None,
-                  on_started: Callable[[int], None] | None = None) -> int:
+                  on_started: Callable[[int], None] | None = None,
+                  on_exited: Callable[[], None] | None = None,
+                  volatile: bool | None = None) -> int:
     """Run the image whose layer directories are `lowers` (topmost first); its exit status.
 
     `image_config` is the `config` part of the image config (Docker's keys: Entrypoint, Cmd,
     Env, WorkingDir, User, ...). `network`, from network.attach(), gives the container's id,
     the namespace to join and the /etc/hosts lines; the caller detaches it afterwards.
-    `on_started(pid)` is called with the container init's pid once its process runs.
+    `on_started(pid)` is called with the container init's pid once its process runs,
+    `on_exited()` once it has exited, before the clean-up (which it may overlap).
+    `volatile` (default: `options.remove`) mounts the root without syncs, for a container
+    whose changes are thrown away when it exits.
     Raises ContainerError (exit code 125, 126 or 127) when the container cannot be set up or
     its command cannot run.
     """
@@ -65,7 +69,7 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
                              "it needs to be an absolute path")
     netns = _network_namespace(options, network)
     container_id = network.container_id if network else secrets.token_hex(32)
-    hostname = options.hostname or (socket.gethostname() if options.network_mode == "host"
+    hostname = options.hostname or (os.uname().nodename if options.network_mode == "host"
                                     else container_id[:12])
     cdir = Path(state_dir) / container_id
     upper, work, merged, bundle = cdir / "upper", cdir / "work", cdir / "merged", cdir / "bundle"
@@ -80,7 +84,8 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
         if not lowers:                     # FROM scratch: overlay needs a lower dir
             lowers = [cdir / "empty"]
             lowers[0].mkdir()
-        mount_overlay(lowers, upper, work, merged)
+        mount_overlay(lowers, upper, work, merged,
+                      volatile=options.remove if volatile is None else volatile)
         cleanup.callback(unmount, merged)
 
         user = resolve_user(merged, options.user or image_config.get("User"))
@@ -100,14 +105,17 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
             console_size=terminal_size(0) or terminal_size(1),
             host_devices=_host_devices() if options.privileged else (),
             available_caps=_own_capabilities())
-        runtime.add_compiled_seccomp(config)
+        runtime.prepare_spec(config)
         (bundle / "config.json").write_text(json.dumps(config))   # compact: C encoder, fast
 
         cleanup.callback(remove_cgroup_parents, cgroups_path)
         cleanup.callback(_delete, runtime, container_id)
-        return run_attached(runtime, container_id, bundle, tty=options.tty,
+        code = run_attached(runtime, container_id, bundle, tty=options.tty,
                             interactive=options.interactive, command=argv[0],
                             log=cdir / "runtime.log")
+        if on_exited is not None:
+            on_exited()
+        return code
 
 
 def _network_namespace(options: RunOptions, network: NetworkAttachment | None) -> Network:
@@ -115,7 +123,9 @@ def _network_namespace(options: RunOptions, network: NetworkAttachment | None) -
         if network.mode != options.network_mode:
             raise ContainerError(f"the network attachment is for {network.mode!r}, "
                                  f"the container for {options.network_mode!r}")
-        return Path(network.netns_path) if network.netns_path else "host"
+        if network.netns_path:
+            return Path(network.netns_path)
+        return "host" if network.mode == "host" else "none"
     if options.network_mode == "host":
         return "host"
     # TODO(network): without an attachment from network.attach(), "bridge" runs in a fresh

@@ -38,6 +38,10 @@ listed in the manifest's layers and its key must be the digest of its parts (the
 gives that check); what fails is left out with a warning, and the rest is imported as
 ordinary records (GC roots included).
 
+The same manifest and config (``CacheArtifact``) travel through a registry for
+``type=registry,ref=REF``; registry/buildcache.py pushes and pulls them, and hands the
+records to ``import_records``, the import shared by both transports.
+
 ``prune`` removes records (all of them, or those not used since a given time, oldest first
 down to a size to keep) and their GC roots; the caller then collects garbage.
 """
@@ -46,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,21 +58,24 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..image.descriptor import Descriptor
 from ..image.digest import digest_hex
-from .gc import Roots
+from .roots import Roots
 from .root import Store
 
 if TYPE_CHECKING:
-    from .gc import Lease
+    from .roots import Lease
 
 ROOT_PREFIX = "cache-"
 EXPORT_MEDIA_TYPE = "application/vnd.lamina.buildcache.config.v1+json"
 EXPORT_ANNOTATION = "dev.lamina.build-cache"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+CHILDREN_READ = 8     # records read to explain a miss: the most recent on the same parent
 
 
 @dataclass(frozen=True)
 class CacheRecord:
+    """A step's result, found again by the step's cache key."""
+
     key: str                          # sha256:<hex> of the parts
     parts: Mapping[str, Any]          # what the key was made of (see the module doc)
     config: bytes                     # the image config after the step, raw
@@ -100,6 +106,15 @@ class BuildCache:
 
     def get(self, key: str) -> CacheRecord | None:
         """The record of ``key`` if it is whole and its blobs are still in the store."""
+        record = self._load(key)
+        if record is not None:
+            try:   # the last use, for prune
+                os.utime(self._records / f"{digest_hex(key)}.json")
+            except OSError:
+                pass
+        return record
+
+    def _load(self, key: str) -> CacheRecord | None:
         try:
             record = CacheRecord.from_json((self._records / f"{digest_hex(key)}.json").read_bytes())
         except FileNotFoundError:
@@ -108,17 +123,19 @@ class BuildCache:
             return None   # damaged: a miss; the next put replaces it
         if record.key != key or not all(self.store.content.has(d.digest) for d in record.layers):
             return None
-        try:   # the last use, for prune
-            os.utime(self._records / f"{digest_hex(key)}.json")
-        except OSError:
-            pass
         return record
 
     def put(self, record: CacheRecord, *, snapshots: Iterable[str] = ()) -> None:
-        """Keep ``record``; its layer blobs and ``snapshots`` become GC roots first."""
+        """Keep ``record``; its layer blobs and ``snapshots`` become GC roots first.
+
+        Neither the root nor the record is fsynced: the blobs are durable already (content
+        commit), and after a power loss that keeps the record but not its root, a collection
+        may remove the blobs, which ``get`` then takes for a miss (a snapshot that went is
+        unpacked again from the blobs). The build's lease keeps everything until then."""
         hex_key = digest_hex(record.key)
         self.store.roots.put(ROOT_PREFIX + hex_key, Roots(
-            blobs=frozenset(d.digest for d in record.layers), snapshots=frozenset(snapshots)))
+            blobs=frozenset(d.digest for d in record.layers), snapshots=frozenset(snapshots)),
+            durable=False)
         self._records.mkdir(parents=True, exist_ok=True)
         _replace(self._records / f"{hex_key}.json", record.to_json())
         parent = record.parts.get("parent")
@@ -128,17 +145,21 @@ class BuildCache:
             with open(self._children / digest_hex(parent), "a") as out:
                 out.write(record.key + "\n")
 
-    def children(self, parent_key: str) -> list[CacheRecord]:
-        """The records made on top of ``parent_key``, most recent first."""
+    def children(self, parent_key: str, limit: int = CHILDREN_READ) -> list[CacheRecord]:
+        """The records made on top of ``parent_key``, most recent first: at most ``limit``,
+        so that explaining a miss does not slow down as the cache grows (a step rebuilt
+        after each edit gains a record each time). Reading them is no use: not touched."""
         try:
             keys = (self._children / digest_hex(parent_key)).read_text().split()
         except FileNotFoundError:
             return []
         found = []
         for key in dict.fromkeys(reversed(keys)):
-            record = self.get(key)
+            record = self._load(key)
             if record is not None:
                 found.append(record)
+                if len(found) >= limit:
+                    break
         return found
 
     def load_file_hashes(self, name: str) -> dict[str, list[Any]]:
@@ -160,39 +181,29 @@ class BuildCache:
     def export(self, records: Iterable[CacheRecord], dest: Path) -> int:
         """Write ``records`` and their layer blobs to ``dest`` as an OCI image layout (see the
         module doc), replacing the cache exported there before; the number of records."""
-        unique = list({r.key: r for r in records}.values())
-        layers: dict[str, Descriptor] = {}
-        for record in unique:
-            for desc in record.layers:
-                layers.setdefault(desc.digest, Descriptor(desc.media_type, desc.digest,
-                                                          desc.size))
+        artifact = CacheArtifact.of(records)
         blobs = dest / "blobs" / "sha256"
         blobs.mkdir(parents=True, exist_ok=True)
-        for digest in layers:
-            target = blobs / digest_hex(digest)
-            if target.is_file() and target.stat().st_size == self.store.content.size(digest):
+        for desc in artifact.layers:
+            target = blobs / digest_hex(desc.digest)
+            if target.is_file() and target.stat().st_size == desc.size:
                 continue   # content-addressed: already there (checked again on import)
-            tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}")
+            tmp = target.with_name(f".{target.name}.{os.urandom(6).hex()}")
             try:
-                shutil.copyfile(self.store.content.path(digest), tmp)
+                shutil.copyfile(self.store.content.path(desc.digest), tmp)
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-        config = json.dumps({"version": 1, "records": [json.loads(r.to_json()) for r in unique]},
-                            separators=(",", ":"), sort_keys=True).encode()
-        config_desc = _write_blob(blobs, config, EXPORT_MEDIA_TYPE)
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": EXPORT_MEDIA_TYPE,
-            "config": config_desc, "layers": [d.to_json() for d in layers.values()]},
-            separators=(",", ":"), sort_keys=True).encode()
+        _replace(blobs / digest_hex(artifact.config_descriptor.digest), artifact.config)
+        manifest = artifact.manifest()
         manifest_desc = _write_blob(blobs, manifest, OCI_MANIFEST)
         manifest_desc["annotations"] = {EXPORT_ANNOTATION: "v1"}
         _replace(dest / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         _replace(dest / "index.json", json.dumps({
             "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [manifest_desc]},
             separators=(",", ":"), sort_keys=True).encode())
-        return len(unique)
+        return artifact.count
 
     def import_from(self, src: Path, lease: "Lease",
                     key_of: Callable[[Mapping[str, Any]], str] | None = None
@@ -201,9 +212,6 @@ class BuildCache:
 
         Nothing in ``src`` is trusted: whatever does not check out is left out with a
         warning (a damaged or missing index, manifest or config: the whole cache)."""
-        from ..image.config import ImageConfig
-
-        warnings: list[str] = []
         blobs = src / "blobs" / "sha256"
         try:
             index = json.loads((src / "index.json").read_bytes())
@@ -211,24 +219,35 @@ class BuildCache:
                      if (m.get("annotations") or {}).get(EXPORT_ANNOTATION) == "v1"]
             if not found:
                 raise ValueError("index.json names no lamina build cache")
-            manifest = json.loads(_read_checked(blobs, found[0]["digest"]))
-            if manifest.get("artifactType") != EXPORT_MEDIA_TYPE:
-                raise ValueError("the manifest is not a lamina build cache")
-            config = json.loads(_read_checked(blobs, manifest["config"]["digest"]))
-            if config.get("version") != 1:
-                raise ValueError(f"cache version {config.get('version')!r} is not known")
+            manifest = read_cache_manifest(_read_checked(blobs, found[0]["digest"]))
+            raw_records = read_cache_config(_read_checked(blobs, manifest["config"]["digest"]))
             listed = {d["digest"] for d in manifest["layers"]}
-            raw_records = config["records"]
         except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
             return 0, [f"cache import from {src} ignored: {_reason(err)}"]
-        good_blobs: dict[str, bool] = {}
 
-        def blob_ok(digest: str) -> bool:
-            if digest not in good_blobs:
-                good_blobs[digest] = self._import_blob(blobs, digest, lease, warnings, src)
-            return good_blobs[digest]
+        def fetch(missing: list[Descriptor], warnings: list[str]) -> set[str]:
+            return {d.digest for d in missing
+                    if not self._import_blob(blobs, d.digest, warnings, src)}
 
-        imported = skipped = 0
+        return self.import_records(raw_records, listed, fetch, str(src), lease, key_of)
+
+    def import_records(self, raw_records: list[Any], listed: set[str],
+                       fetch: Callable[[list[Descriptor], list[str]], set[str]],
+                       origin: str, lease: "Lease",
+                       key_of: Callable[[Mapping[str, Any]], str] | None = None
+                       ) -> tuple[int, list[str]]:
+        """Import exported records (the ``records`` of a cache config) from ``origin``, a
+        local folder or a registry; (records imported, warnings).
+
+        ``listed``: the layer digests the exported manifest offers; ``fetch(descs,
+        warnings)`` brings the layer blobs the store lacks into it (each through a digest
+        check), adds a warning per blob it could not, and returns their digests. A record
+        that does not check out, or whose blobs could not be fetched, is left out."""
+        from ..image.config import ImageConfig
+
+        warnings: list[str] = []
+        imported = 0
+        todo: dict[str, CacheRecord] = {}
         for raw in raw_records:
             try:
                 record = CacheRecord.from_json(json.dumps(raw).encode())
@@ -240,26 +259,27 @@ class BuildCache:
                 if not all(d.digest in listed for d in record.layers):
                     raise ValueError("it names a layer the manifest does not list")
             except Exception as err:   # anything odd in a record: leave it out
-                skipped += 1
-                warnings.append(f"cache import from {src}: a record is ignored: {_reason(err)}")
+                warnings.append(f"cache import from {origin}: a record is ignored: "
+                                f"{_reason(err)}")
                 continue
             if self.get(record.key) is not None:
                 imported += 1
-                continue
-            if not all([blob_ok(d.digest) for d in record.layers]):
-                skipped += 1
+            else:
+                todo[record.key] = record
+        needed = {d.digest: d for r in todo.values() for d in r.layers}
+        lease.add(blobs=list(needed))   # kept from now until the records root them
+        missing = [d for d in needed.values() if not self.store.content.has(d.digest)]
+        failed = fetch(missing, warnings) if missing else set()
+        for record in todo.values():
+            if any(d.digest in failed for d in record.layers):
                 continue
             self.put(record, snapshots=())
             imported += 1
         return imported, warnings
 
-    def _import_blob(self, blobs: Path, digest: str, lease: "Lease", warnings: list[str],
-                     src: Path) -> bool:
+    def _import_blob(self, blobs: Path, digest: str, warnings: list[str], src: Path) -> bool:
         from .content import ContentError
 
-        lease.add(blobs=[digest])
-        if self.store.content.has(digest):
-            return True
         try:
             with open(blobs / digest_hex(digest), "rb") as stream:
                 self.store.content.put_stream(stream, digest)
@@ -352,6 +372,70 @@ class BuildCache:
         return removed, freed_mounts
 
 
+@dataclass(frozen=True)
+class CacheArtifact:
+    """Records in their exported form: the cache config blob (see the module doc) and the
+    layer blobs the records name, each once, in the order first named."""
+    config: bytes
+    layers: tuple[Descriptor, ...]
+    count: int                        # records
+
+    @classmethod
+    def of(cls, records: Iterable[CacheRecord]) -> "CacheArtifact":
+        unique = list({r.key: r for r in records}.values())
+        layers: dict[str, Descriptor] = {}
+        for record in unique:
+            for desc in record.layers:
+                layers.setdefault(desc.digest, Descriptor(desc.media_type, desc.digest,
+                                                          desc.size))
+        config = json.dumps({"version": 1, "records": [json.loads(r.to_json()) for r in unique]},
+                            separators=(",", ":"), sort_keys=True).encode()
+        return cls(config, tuple(layers.values()), len(unique))
+
+    @property
+    def config_descriptor(self) -> Descriptor:
+        return Descriptor(EXPORT_MEDIA_TYPE, "sha256:" + hashlib.sha256(self.config).hexdigest(),
+                          len(self.config))
+
+    def manifest(self, layer_annotations: Mapping[str, Mapping[str, str]] | None = None
+                 ) -> bytes:
+        """The OCI image manifest of the cache: ``artifactType`` and config media type
+        EXPORT_MEDIA_TYPE; ``layer_annotations`` by layer digest."""
+        layers = []
+        for desc in self.layers:
+            obj = desc.to_json()
+            if layer_annotations and desc.digest in layer_annotations:
+                obj["annotations"] = dict(layer_annotations[desc.digest])
+            layers.append(obj)
+        return json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": EXPORT_MEDIA_TYPE,
+            "config": self.config_descriptor.to_json(), "layers": layers},
+            separators=(",", ":"), sort_keys=True).encode()
+
+
+def read_cache_manifest(raw: bytes) -> dict[str, Any]:
+    """An exported cache manifest (already checked against its digest), as JSON; ValueError
+    when it is not a lamina build cache."""
+    manifest = json.loads(raw)
+    if not isinstance(manifest, dict) or manifest.get("artifactType") != EXPORT_MEDIA_TYPE \
+            or (manifest.get("config") or {}).get("mediaType") != EXPORT_MEDIA_TYPE:
+        raise ValueError("the manifest is not a lamina build cache")
+    if not isinstance(manifest.get("layers"), list):
+        raise ValueError("the cache manifest has no layer list")
+    return manifest
+
+
+def read_cache_config(raw: bytes) -> list[Any]:
+    """The raw records of a cache config blob (already checked against its digest)."""
+    config = json.loads(raw)
+    if not isinstance(config, dict) or config.get("version") != 1:
+        version = config.get("version") if isinstance(config, dict) else None
+        raise ValueError(f"cache version {version!r} is not known")
+    if not isinstance(config.get("records"), list):
+        raise ValueError("the cache config has no record list")
+    return config["records"]
+
+
 def _write_blob(blobs: Path, data: bytes, media_type: str) -> dict[str, Any]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     _replace(blobs / digest_hex(digest), data)
@@ -394,7 +478,7 @@ def _tree_size(path: Path) -> int:
 def _replace(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all. Not fsynced: losing a record costs a rebuild of
     its step, nothing more, and the blobs it names were made durable before."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}")
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)

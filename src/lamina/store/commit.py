@@ -8,7 +8,8 @@
 - ``put_layer(store, tarball, lease=...)`` stores a layer from a tarball, as ``docker
   import`` does: gzip and zstd kept as they are, plain, bzip2 and xz gzip-compressed.
 - ``commit_image(store, config, layers, tags=..., lease=...)`` writes a new image (import,
-  build) whose layers are already stored: its config, an OCI manifest, then its names.
+  build) whose layers are already stored: its config, an OCI manifest, then its names; the
+  blobs' names are made durable (``ContentStore.sync_names``) before the image's.
 
 All write under the caller's lease (gc.py), which they add each blob to before writing it: a
 garbage collection running meanwhile keeps everything, and a crash leaves only unnamed blobs
@@ -16,12 +17,10 @@ that the next collection removes. Callers name images last, once every blob is i
 """
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Protocol, Sequence
 
 from ..image import mediatypes as mt
-from ..image.archive import DECOMPRESSION_ERRORS, decompress, sniff_compression
 from ..image.config import ConfigError, ImageConfig
 from ..image.descriptor import Descriptor
 from ..image.manifest import Manifest
@@ -29,10 +28,13 @@ from ..image.mutate import assemble
 from ..image.reference import ImageReference
 from ..image.source import Image
 from ..layer import LayerError
-from ..layer.compress import DigestReader, LayerBlobWriter
 from .content import CHUNK, ContentError, DigestMismatchError, IngestWriter
-from .gc import Lease
 from .root import Store
+
+
+if TYPE_CHECKING:   # tarfile, gzip, zstandard cost start-up: imported where layers are read
+    from ..layer.compress import LayerBlobWriter
+    from .roots import Lease
 
 
 class _Readable(Protocol):
@@ -45,6 +47,8 @@ class DiffIDMismatchError(DigestMismatchError):
 
 @dataclass(frozen=True)
 class StoredLayer:
+    """A layer put into the store."""
+
     descriptor: Descriptor  # of the blob, for the manifest
     diff_id: str            # of the tar inside, for the config
 
@@ -80,6 +84,9 @@ def put_layer(store: Store, tarball: BinaryIO, *, lease: Lease) -> StoredLayer:
     one is stored gzip-compressed. The tar is read through, so a file that is not a tar is
     refused (LayerError) and nothing is kept.
     """
+    from ..image.archive import decompress, sniff_compression
+    from ..layer.compress import DigestReader, LayerBlobWriter
+
     compression, raw = sniff_compression(tarball)
     with store.content.ingest() as blob:
         if compression in ("gzip", "zstd"):
@@ -108,8 +115,11 @@ def commit_image(store: Store, config: ImageConfig | bytes, layers: Sequence[Des
     config_bytes, manifest = assemble(config, layers)
     lease.add(images=[manifest.digest],
               blobs=[manifest.config.digest, *(layer.digest for layer in layers)])
-    store.content.put_bytes(config_bytes, manifest.config.digest)
-    store.content.put_bytes(manifest.raw, manifest.digest)
+    # One fsync of the blobs folder before the names, for these two and for layers committed
+    # with sync_name=False (a build's): after a power loss a named image has all its blobs.
+    store.content.put_bytes(config_bytes, manifest.config.digest, sync_name=False)
+    store.content.put_bytes(manifest.raw, manifest.digest, sync_name=False)
+    store.content.sync_names()
     tags = list(tags)
     for tag in tags:
         store.tag(tag, manifest.digest)
@@ -117,6 +127,9 @@ def commit_image(store: Store, config: ImageConfig | bytes, layers: Sequence[Des
 
 
 def _copy_layer(store: Store, stream: BinaryIO, desc: Descriptor, diff_id: str) -> None:
+    from ..image.archive import DECOMPRESSION_ERRORS, decompress
+    from ..layer.compress import DigestReader
+
     with store.content.ingest() as writer:
         raw = _Tee(stream, writer)
         try:
@@ -142,6 +155,10 @@ def _copy_layer(store: Store, stream: BinaryIO, desc: Descriptor, diff_id: str) 
 
 def _read_tar(stream: _Readable, compression: str | None) -> None:
     """Read a tar through to its end (and the padding after it), checking its headers."""
+    import tarfile
+
+    from ..image.archive import DECOMPRESSION_ERRORS
+
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for _ in tar:
@@ -164,7 +181,7 @@ def _drain(stream: _Readable) -> None:
 class _Tee:
     """Reads ``source`` and writes every byte read into ``sink`` as well."""
 
-    def __init__(self, source: _Readable, sink: IngestWriter | LayerBlobWriter) -> None:
+    def __init__(self, source: _Readable, sink: "IngestWriter | LayerBlobWriter") -> None:
         self._source = source
         self._sink = sink
 

@@ -5,13 +5,17 @@ hashing and counting as bytes pass; ``commit`` checks the digest and size, fsync
 into place. So a blob is whole or absent, and a kill at any moment leaves at most a temp file
 under ``ingest/``, which the next ``Store.open`` removes once its writer is gone (a live writer
 holds a lock on its temp file).
+
+``commit(sync_name=False)`` leaves out the fsync of ``blobs/sha256/`` after the rename: after a
+power loss the blob may be absent, never partial. A writer that commits several blobs and then
+names them (an image: a build's layers, its config and manifest) calls ``sync_names`` once
+before naming.
 """
 from __future__ import annotations
 
 import errno
 import hashlib
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -42,6 +46,8 @@ class DigestMismatchError(ContentError):
 
 @dataclass(frozen=True)
 class Blob:
+    """A blob in the content store."""
+
     digest: str
     size: int
 
@@ -86,10 +92,15 @@ class ContentStore:
         """A writer for a new blob; use it as a context manager (no commit: nothing stays)."""
         return IngestWriter(self)
 
-    def put_bytes(self, data: bytes, expected_digest: str | None = None) -> Blob:
+    def put_bytes(self, data: bytes, expected_digest: str | None = None, *,
+                  sync_name: bool = True) -> Blob:
         with self.ingest() as writer:
             writer.write(data)
-            return writer.commit(expected_digest, len(data))
+            return writer.commit(expected_digest, len(data), sync_name=sync_name)
+
+    def sync_names(self) -> None:
+        """Make the blobs committed with ``sync_name=False`` so far survive a power loss."""
+        fsync_dir(self.blobs_dir)
 
     def put_stream(self, stream: BinaryIO, expected_digest: str | None = None,
                    expected_size: int | None = None) -> Blob:
@@ -139,7 +150,7 @@ class IngestWriter:
         self._store = store
         self._hasher = hashlib.sha256()
         self.size = 0
-        self.temp_path = store.ingest_dir / secrets.token_hex(16)
+        self.temp_path = store.ingest_dir / os.urandom(16).hex()
         # Create and lock under the store lock: recovery never sees an unlocked live file.
         with store._lock.shared():
             fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
@@ -166,8 +177,9 @@ class IngestWriter:
         return f"{ALGORITHM}:{self._hasher.hexdigest()}"
 
     def commit(self, expected_digest: str | None = None,
-               expected_size: int | None = None) -> Blob:
-        """Verify, fsync and rename into place; on a mismatch nothing is kept."""
+               expected_size: int | None = None, *, sync_name: bool = True) -> Blob:
+        """Verify, fsync and rename into place; on a mismatch nothing is kept.
+        ``sync_name=False``: see the module doc."""
         if self._out is None:
             raise ValueError("commit of a closed ingest")
         try:
@@ -199,7 +211,8 @@ class IngestWriter:
                 else:
                     os.chmod(self.temp_path, 0o444)  # blobs are immutable
                     os.rename(self.temp_path, target)
-                    fsync_dir(target.parent)
+                    if sync_name:
+                        fsync_dir(target.parent)
             self._closed = True
             return Blob(digest, self.size)
         finally:

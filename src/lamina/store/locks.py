@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,15 +114,17 @@ def fsync_dir(path: Path) -> None:
 TEMP_MARK = ".tmp-"  # atomic_write's temp files: ".<name>.tmp-<random>"
 
 
-def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object], *,
+                 durable: bool = True) -> None:
     """Replace ``path`` with ``data`` (bytes, or a function writing to the file it is given):
-    temp file, fsync, rename, fsync the directory.
+    temp file, fsync, rename, fsync the directory. ``durable=False`` leaves out the fsyncs,
+    for files that mean nothing after a crash (a lease dies with its process).
 
     Readers see the old or the new content, never a mix. Inside the store, call it with the
     store lock held shared, so crash recovery (which removes stale temp files) never races a
     live write. An error opening the temp file is raised before anything is written.
     """
-    tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(8)}")
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.urandom(8).hex()}")
     out = open(tmp, "xb")
     try:
         with out:
@@ -132,9 +133,11 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None
             else:
                 out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import LaminaError
 from ..image import mediatypes as mt
@@ -28,10 +28,13 @@ from ..image.platform import Platform, host_platform
 from ..image.reference import ImageReference, ReferenceError
 from ..image.source import ImageBase
 from .content import ContentStore
-from .gc import GCResult, Roots, RootsRegistry, collect
 from .layout import ImageIndex, ImageNotFoundError
 from .locks import TEMP_MARK, FileLock
+from .roots import Roots, RootsRegistry
 from .snapshots import Snapshotter
+
+if TYPE_CHECKING:
+    from .gc import GCResult
 
 DEFAULT_ROOT = Path("/var/lib/lamina")
 ROOT_ENV = "LAMINA_ROOT"
@@ -169,6 +172,7 @@ class Store:
 
     def gc(self, extra_roots: Roots | None = None) -> GCResult:
         """Remove what no root reaches (see gc.py)."""
+        from .gc import collect     # here: opening the store (every `run`) never collects
         return collect(self, extra_roots)
 
 

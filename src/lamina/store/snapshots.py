@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import shutil
 import stat
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ class SnapshotError(LaminaError):
 
 @dataclass(frozen=True)
 class SnapshotInfo:
+    """A committed snapshot."""
+
     chain_id: str
     parent: str | None     # chain ID of the layers below; None for a bottom layer
     diff_id: str           # digest of this layer's uncompressed tar
@@ -95,7 +96,7 @@ class Snapshotter:
         Check ``exists`` first: preparing a snapshot that exists works but wastes the unpack.
         """
         validate_digest(chain_id)
-        staging = self.dir / f"{STAGING_PREFIX}{digest_hex(chain_id)[:12]}-{secrets.token_hex(8)}"
+        staging = self.dir / f"{STAGING_PREFIX}{digest_hex(chain_id)[:12]}-{os.urandom(8).hex()}"
         # Create and lock under the store lock, so recovery never takes it for abandoned.
         with self._lock.shared():
             staging.mkdir(mode=0o700)
@@ -127,7 +128,9 @@ class Snapshotter:
                     "size": size}
             directory = staging.parent
             _write_synced(directory / METADATA_FILE, canonical_json(meta))
-            _write_synced(directory / COMMITTED_MARKER, b"")
+            # Empty: no data to sync; the fsync of its directory makes it durable.
+            os.close(os.open(directory / COMMITTED_MARKER,
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644))
             fsync_dir(directory)
             target = self._dir_of(chain_id)
             with self._lock.shared():
@@ -158,7 +161,7 @@ class Snapshotter:
         """Remove a snapshot; False if it was not there. Callers check that nothing uses it
         (garbage collection does, gc.py)."""
         source = self._dir_of(chain_id)
-        trash = self.dir / f"{TRASH_PREFIX}{secrets.token_hex(8)}"
+        trash = self.dir / f"{TRASH_PREFIX}{os.urandom(8).hex()}"
         with self._lock.shared():
             try:
                 os.rename(source, trash)  # gone at once; the slow delete comes after

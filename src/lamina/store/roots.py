@@ -1,0 +1,157 @@
+"""GC roots: what garbage collection must keep, registered in files (see gc.py).
+
+- ``roots/<name>.json``: lasting roots (the build cache, a container keeping its image),
+  written with ``RootsRegistry.put(name, Roots(...))`` and dropped with ``remove(name)``;
+- ``leases/<id>.json``: the content of an operation in flight, until it ends or its process dies.
+
+Apart from gc.py, which marks and sweeps: registering a root (every ``lamina run`` does) need
+not import the image model that collecting reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Iterable
+
+from ..errors import LaminaError
+from ..image.digest import canonical_json, validate_digest
+from .locks import FileLock, atomic_write, is_abandoned, lock_held_open
+
+_ROOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class GCError(LaminaError):
+    pass
+
+
+@dataclass(frozen=True)
+class Roots:
+    images: frozenset[str] = field(default_factory=frozenset)     # manifest or index digests
+    blobs: frozenset[str] = field(default_factory=frozenset)      # just these blobs
+    snapshots: frozenset[str] = field(default_factory=frozenset)  # chain IDs (and parents)
+
+    def __post_init__(self) -> None:
+        for name in ("images", "blobs", "snapshots"):
+            values = frozenset(getattr(self, name))
+            for value in values:
+                validate_digest(value)
+            object.__setattr__(self, name, values)
+
+    def __or__(self, other: "Roots") -> "Roots":
+        return Roots(self.images | other.images, self.blobs | other.blobs,
+                     self.snapshots | other.snapshots)
+
+    def to_json(self) -> bytes:
+        return canonical_json({"images": sorted(self.images), "blobs": sorted(self.blobs),
+                               "snapshots": sorted(self.snapshots)})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Roots":
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            raise ValueError("a roots file is a JSON object")
+        return cls(frozenset(obj.get("images", ())), frozenset(obj.get("blobs", ())),
+                   frozenset(obj.get("snapshots", ())))
+
+
+class RootsRegistry:
+    def __init__(self, root: Path, lock: FileLock) -> None:
+        self.roots_dir = root / "roots"
+        self.leases_dir = root / "leases"
+        self._lock = lock
+
+    def put(self, name: str, roots: Roots, *, durable: bool = True) -> None:
+        """Register (or replace) the lasting roots called ``name``. ``durable=False`` skips the
+        fsyncs, for a root whose owner does not outlive a crash either (a ``--rm`` container:
+        the next command's sweep removes what a crash left of it)."""
+        with self._lock.shared():
+            atomic_write(self._root_file(name), roots.to_json(), durable=durable)
+
+    def remove(self, name: str) -> bool:
+        with self._lock.shared():
+            try:
+                self._root_file(name).unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+    def load(self) -> Roots:
+        """The union of every registered root and lease (a lease just ended counts too)."""
+        total = Roots()
+        for directory in (self.roots_dir, self.leases_dir):
+            for entry in os.scandir(directory):
+                if entry.name.endswith(".json") and not entry.name.startswith("."):
+                    try:
+                        total |= Roots.from_json(Path(entry.path).read_bytes())
+                    except FileNotFoundError:
+                        continue  # a lease that ended meanwhile
+                    except (ValueError, LaminaError) as err:
+                        raise GCError(f"GC root file {entry.path} is damaged: {err}",
+                                      hint="fix or remove the file, then collect again") from None
+        return total
+
+    def lease(self) -> "Lease":
+        return Lease(self)
+
+    def recover(self) -> list[Path]:
+        """Drop the leases of dead processes. Call with the store lock held exclusive."""
+        removed = []
+        for entry in os.scandir(self.leases_dir):
+            path = Path(entry.path)
+            if entry.name.endswith(".lock"):
+                stale = is_abandoned(path)
+            else:  # a .json whose .lock is gone lost its owner too
+                stale = entry.name.endswith(".json") and not path.with_suffix(".lock").exists()
+            for item in (path.with_suffix(".json"), path.with_suffix(".lock")) if stale else ():
+                if item.exists():
+                    item.unlink()
+                    removed.append(item)
+        return removed
+
+    def _root_file(self, name: str) -> Path:
+        if not _ROOT_NAME.fullmatch(name):
+            raise GCError(f"invalid GC root name {name!r}",
+                          hint="use letters, digits, '.', '_' and '-'")
+        return self.roots_dir / f"{name}.json"
+
+
+class Lease:
+    """Temporary roots for one operation in flight; see the module docstring."""
+
+    def __init__(self, registry: RootsRegistry) -> None:
+        self._registry = registry
+        self._roots = Roots()
+        name = os.urandom(16).hex()
+        self._file = registry.leases_dir / f"{name}.json"
+        self._lock_file = registry.leases_dir / f"{name}.lock"
+        # Create and lock under the store lock, so recovery never takes it for abandoned.
+        with registry._lock.shared():
+            os.close(os.open(self._lock_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            self._lock_fd = lock_held_open(self._lock_file)
+
+    def add(self, *, images: Iterable[str] = (), blobs: Iterable[str] = (),
+            snapshots: Iterable[str] = ()) -> None:
+        self._roots |= Roots(frozenset(images), frozenset(blobs), frozenset(snapshots))
+        # Other processes (a GC) read it from the page cache; after a crash it is void: no fsync.
+        with self._registry._lock.shared():
+            atomic_write(self._file, self._roots.to_json(), durable=False)
+
+    def release(self) -> None:
+        if self._lock_fd < 0:
+            return
+        with self._registry._lock.shared():
+            self._file.unlink(missing_ok=True)
+            self._lock_file.unlink(missing_ok=True)
+        os.close(self._lock_fd)
+        self._lock_fd = -1
+
+    def __enter__(self) -> "Lease":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
