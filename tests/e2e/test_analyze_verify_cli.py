@@ -3,37 +3,13 @@ user drives them, on crafted images in a store at $LAMINA_ROOT."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from lamina.store import Store
+from tests.e2e.test_image_commands import lamina, root, store  # noqa: F401 (fixtures)
 from tests.helpers_crafted import Layer, tar_of, write_image
 
-LAMINA = Path(sys.executable).with_name("lamina")
 MB, KB300 = 1_000_000, 300_000
-
-
-@pytest.fixture
-def root(tmp_path) -> Path:
-    return tmp_path / "root"
-
-
-@pytest.fixture
-def store(root) -> Store:
-    return Store.open(root)
-
-
-@pytest.fixture
-def lamina(root):
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "LAMINA_ROOT": str(root)}
-        return subprocess.run([str(LAMINA), *args], capture_output=True, text=True, env=env,
-                              timeout=60)
-    return run
 
 
 @pytest.fixture

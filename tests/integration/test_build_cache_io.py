@@ -10,6 +10,8 @@ import pytest
 
 from lamina.store import Store
 
+from tests.helpers_build import make_context
+
 pytest_plugins = ["tests.conftest_build"]   # store, build, lamina
 
 DOCKERFILE = """\
@@ -39,11 +41,7 @@ def other_store(store, tmp_path):
 
 
 def _context(tmp_path: Path) -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "app.txt").write_text("app\n")
-    (ctx / "Dockerfile").write_text(DOCKERFILE)
-    return ctx
+    return make_context(tmp_path / "ctx", DOCKERFILE, {"app.txt": "app\n"})
 
 
 def _build_in(store_, ctx: Path, **kwargs):

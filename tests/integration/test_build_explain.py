@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers_build import make_context
+
 pytest_plugins = ["tests.conftest_build"]   # store, build, lamina
 
 DOCKERFILE = """\
@@ -21,12 +23,8 @@ RUN echo $A > /a
 
 @pytest.fixture
 def ctx(tmp_path) -> Path:
-    folder = tmp_path / "ctx"
-    (folder / "src").mkdir(parents=True)
-    for n in range(8):
-        (folder / "src" / f"f{n}.txt").write_text(f"file {n}\n")
-    (folder / "Dockerfile").write_text(DOCKERFILE)
-    return folder
+    return make_context(tmp_path / "ctx", DOCKERFILE,
+                        {f"src/f{n}.txt": f"file {n}\n" for n in range(8)})
 
 
 def reasons(built) -> dict[str, str | None]:

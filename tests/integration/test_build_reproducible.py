@@ -15,6 +15,8 @@ import pytest
 from lamina.errors import UsageError
 from lamina.store import Store
 
+from tests.helpers_build import make_context
+
 pytest_plugins = ["tests.conftest_build"]   # store, build, lamina
 LAMINA = Path(sys.executable).with_name("lamina")
 
@@ -31,11 +33,7 @@ WORKDIR /work
 
 @pytest.fixture
 def ctx(tmp_path) -> Path:
-    folder = tmp_path / "ctx"
-    folder.mkdir()
-    (folder / "app.txt").write_text("app\n")
-    (folder / "Dockerfile").write_text(DOCKERFILE)
-    return folder
+    return make_context(tmp_path / "ctx", DOCKERFILE, {"app.txt": "app\n"})
 
 
 @pytest.fixture

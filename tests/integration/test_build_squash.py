@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers_build import make_context
+
 pytest_plugins = ["tests.conftest_build"]   # store, build, lamina, image_files, layer_members
 
 DOCKERFILE = """\
@@ -21,11 +23,7 @@ CMD ["sh", "-c", "cat /one /two /two-link /app/app.txt; echo $WHO"]
 
 @pytest.fixture
 def ctx(tmp_path) -> Path:
-    folder = tmp_path / "ctx"
-    folder.mkdir()
-    (folder / "app.txt").write_text("app\n")
-    (folder / "Dockerfile").write_text(DOCKERFILE)
-    return folder
+    return make_context(tmp_path / "ctx", DOCKERFILE, {"app.txt": "app\n"})
 
 
 def test_squashed_image_has_one_layer_over_its_base_and_runs(lamina, store, ctx, image_files,

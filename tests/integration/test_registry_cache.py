@@ -17,6 +17,8 @@ from lamina.store import Store
 from tests.integration.registry_fixtures import isolated  # noqa: F401 (fixture)
 from tests.integration.test_registry_distribution import Distribution, skopeo
 
+from tests.helpers_build import make_context
+
 pytest_plugins = ["tests.conftest_build"]   # store (with busybox), lamina
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
@@ -60,11 +62,7 @@ def fresh_store(store, tmp_path):
 
 
 def _context(tmp_path: Path, app: str = "app\n") -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "app.txt").write_text(app)
-    (ctx / "Dockerfile").write_text(DOCKERFILE)
-    return ctx
+    return make_context(tmp_path / "ctx", DOCKERFILE, {"app.txt": app})
 
 
 def _build(store_: Store, ctx: Path, **kwargs):

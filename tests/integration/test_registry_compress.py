@@ -24,18 +24,11 @@ from lamina.registry.repodigests import RepoDigests
 from lamina.store import Store
 from tests.helpers_images import layer_tar, make_image
 from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
-    isolated, source, target)
+    isolated, registry, source, target)
 from tests.integration.test_registry_distribution import Distribution, skopeo
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    server = Distribution(tmp_path_factory.mktemp("compress") / "registry")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

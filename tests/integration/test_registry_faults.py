@@ -14,27 +14,14 @@ from lamina.api.registry import pull, push
 from lamina.registry.errors import RateLimitedError, TransferError, UnavailableError
 from lamina.store import Store
 from lamina.store.layout import ImageNotFoundError
-from lamina.testing.proxy import ALWAYS, FaultProxy
+from lamina.testing.proxy import ALWAYS
 from tests.helpers_images import make_image
 from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
-    isolated, source, target)
+    isolated, registry, source, target, proxy)
 from tests.integration.test_registry_distribution import Distribution
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    server = Distribution(tmp_path_factory.mktemp("faults") / "registry")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def proxy(registry):
-    with FaultProxy(registry.host) as faulty:
-        yield faulty
 
 
 _counter = iter(range(1000))

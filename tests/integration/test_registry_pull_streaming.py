@@ -15,28 +15,15 @@ from lamina.registry.errors import TransferError
 from lamina.store import Store
 from lamina.store.layout import ImageNotFoundError
 from lamina.testing.images import Step, make_image
-from lamina.testing.proxy import ALWAYS, FaultProxy
+from lamina.testing.proxy import ALWAYS
 from tests.integration.registry_fixtures import (  # noqa: F401 (fixtures)
-    isolated, source, target)
+    isolated, registry, source, target, proxy)
 from tests.integration.test_registry_distribution import Distribution
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
                                 reason="docker-registry is not installed (scripts/setup.sh)")
 
 BIG = 12 << 20  # large enough that the unpack reads part of it before the fault
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    server = Distribution(tmp_path_factory.mktemp("streaming") / "registry")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def proxy(registry):
-    with FaultProxy(registry.host) as faulty:
-        yield faulty
 
 
 def pushed(source: Store, registry: Distribution, name: str, big_layer: int):

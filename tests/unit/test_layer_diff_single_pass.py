@@ -13,20 +13,9 @@ import pytest
 
 from lamina.layer import LayerError, write_layer
 from lamina.layer.diff import SourcedFile
+from tests.unit.test_layer_diff import layer, members
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="owners and device nodes need root")
-
-
-def layer(upper: Path, **kw) -> bytes:
-    out = io.BytesIO()
-    write_layer(upper, out, **kw)
-    return out.getvalue()
-
-
-def members(data: bytes) -> list[tarfile.TarInfo]:
-    with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8",
-                      errors="surrogateescape") as tf:
-        return tf.getmembers()
 
 
 def test_every_header_is_what_tarfile_writes_for_the_member(tmp_path):

@@ -24,6 +24,7 @@ from lamina.image.source import Image
 from lamina.store import Store
 from lamina.store.layout import AmbiguousImageIDError, ImageNotFoundError
 from lamina.store.root import StoreError
+from lamina.testing.images import layer_tar
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,6 @@ class BuiltImage:
     @property
     def chain_ids(self) -> list[str]:
         return chain_ids(self.diff_ids)
-
-
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def make_image(store: Store, layers: list[dict[str, bytes]], *, tag: str | None = None,
