@@ -7,13 +7,16 @@ against the config's diff ID. A layer that fails either check leaves no snapshot
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LaminaError
 from ..image.descriptor import Descriptor
 from ..image.digest import chain_ids
 from ..image.source import Image
-from ..layer import LayerStats
 from .root import Store, StoreError
+
+if TYPE_CHECKING:   # the layer code loads only when a layer is unpacked
+    from ..layer import LayerStats
 
 
 class BlobRestarted(LaminaError):
