@@ -83,6 +83,20 @@ def test_a_source_that_shrank_is_an_error_that_names_it(tmp_path):
     assert "build context" in (err.value.hint or "")
 
 
+@pytest.mark.parametrize("swap", ["removed", "symlink"])
+def test_a_source_removed_or_swapped_for_a_symlink_is_an_error_that_names_it(tmp_path, swap):
+    up = tmp_path / "upper"
+    up.mkdir()
+    src = tmp_path / "f"
+    (tmp_path / "secret").write_text("not for the layer")
+    if swap == "symlink":
+        src.symlink_to(tmp_path / "secret")
+    with pytest.raises(LayerError, match="cannot read") as err:
+        layer(up, files_from={"": {"f": SourcedFile(str(src), 0o644, 0, 0, 0, 17)}})
+    assert str(src) in err.value.message
+    assert "build context" in (err.value.hint or "")
+
+
 def test_mtime_clamp_caps_every_time_and_none_keeps_them(tmp_path):
     up = tmp_path / "upper"
     (up / "d").mkdir(parents=True)

@@ -103,3 +103,23 @@ def test_the_output_is_ordered_and_the_same_every_time():
 def test_a_hardlink_to_outside_its_layer_is_refused():
     with pytest.raises(LayerError, match="hardlink b names a"):
         squash(layer(("f", "a", b"A")), layer(("l", "b", "a")))
+
+
+def test_a_deleted_folder_made_again_by_its_files_alone_hides_the_base_content():
+    """Layer 2 writes p/x without an entry for p itself (tars lamina did not write may do
+    that): the base's p/old must stay hidden, as applying the two layers in turn shows."""
+    result = squash(layer(("f", ".wh.p", b"")), layer(("f", "p/x", b"new")),
+                    base={"p", "p/old"})
+    assert result["p/.wh..wh..opq"] == b""
+    assert result["p/x"] == b"new"
+    assert ".wh.p" not in result
+
+
+@pytest.mark.parametrize("marker", [".wh.", "d/.wh..", "d/.wh..."])
+def test_a_whiteout_naming_no_file_is_refused(marker):
+    with pytest.raises(LayerError, match="names no file"):
+        squash(layer(("d", "d"), ("f", marker, b"")), base={"d"})
+
+
+def test_a_dotdot_entry_is_left_out():
+    assert squash(layer(("d", ".."), ("f", "a", b"1"))) == {"a": b"1"}

@@ -160,3 +160,16 @@ def test_usage_tells_what_gc_would_free(store):
     assert report.referenced.blobs == frozenset(blobs_of(kept))
     assert report.referenced.snapshots == frozenset(kept.chain_ids)
     assert report.reclaimable_bytes == store.gc().bytes_freed
+
+
+def test_an_empty_root_file_protects_nothing_and_a_damaged_one_stops_gc(store):
+    """A root written without fsync comes back empty after a power loss: GC goes on (what it
+    kept is checked again where it is used); any other damage stops GC, naming the file."""
+    blob = store.content.put_bytes(b"cache record")
+    store.roots.put("build-cache", Roots(blobs=frozenset({blob.digest})))
+    root_file = next(store.roots.roots_dir.glob("*.json"))
+    root_file.write_bytes(b"")
+    assert store.gc().removed_blobs == (blob.digest,)
+    root_file.write_bytes(b"{not json")
+    with pytest.raises(GCError, match="is damaged"):
+        store.gc()

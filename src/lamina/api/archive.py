@@ -24,7 +24,7 @@ from ..image.reference import ImageReference, ReferenceError, parse_normalized
 from ..store import Store, StoredImage
 from ..store.commit import copy_image
 from ..store.content import CHUNK, ContentError
-from ..store.gc import Lease
+from ..store.roots import Lease
 from ..store.layout import ImageNotFoundError
 from ..store.locks import atomic_write
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..image.descriptor import Descriptor
     from ..runtime.containers import Container
     from ..store import Store
-    from ..store.gc import Lease
+    from ..store.roots import Lease
 
 __all__ = ["CommittedImage", "commit_container"]
 

@@ -52,7 +52,10 @@ def lint(dockerfile: str | bytes | os.PathLike[str], *, file: str | None = None,
 
 def _find(path: Path) -> Path:
     """The Dockerfile a context folder holds (``Dockerfile``, else ``dockerfile``), or ``path``."""
-    if not path.is_dir():
+    try:
+        if not path.is_dir():
+            return path
+    except OSError:     # a name too long: reading it says so
         return path
     for candidate in (path / "Dockerfile", path / "dockerfile"):
         if candidate.exists():
@@ -70,5 +73,5 @@ def _read(path: Path) -> bytes:
                               "Dockerfile's text") from None
     except IsADirectoryError:
         raise UsageError(f"{path} is a folder, not a Dockerfile") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
+    except OSError as err:   # permission denied, a name too long, a file in the way, ...
+        raise UsageError(f"{path}: cannot read it: {err.strerror or err}") from None

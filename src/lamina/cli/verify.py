@@ -8,7 +8,6 @@ rules. Each problem is printed with what to do; the exit status is 1 if any imag
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "Verify images: recompute every digest, size and diff ID, check the OCI schemas"
 
@@ -21,26 +20,23 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..errors import LaminaError
-    from .common import open_store
+    from .common import for_each, open_store
 
     store = open_store(args)
-    status = 0
-    for name in args.images:
-        try:
-            report = api.verify(name, store=store)
-        except LaminaError as err:
-            print(f"lamina: {err}", file=sys.stderr)
-            status = 1
-            continue
+    damaged = []
+
+    def verify(name: str) -> None:
+        report = api.verify(name, store=store)
         if report.ok:
             if not args.quiet:
                 print(f"{name}: OK ({report.blobs} blob(s) hashed, {report.layers} layer(s) "
                       "decompressed, schemas valid)")
-            continue
-        status = 1
+            return
+        damaged.append(name)
         print(f"{name}: {len(report.problems)} problem(s)")
         for problem in report.problems:
             print(f"  {problem.message}")
         print(f"  fix: {report.problems[0].action}")
-    return status
+
+    status = for_each(args.images, verify, echo=False)   # a name not found: reported, go on
+    return 1 if damaged else status

@@ -103,7 +103,7 @@ class ImageConfig:
     def parse(cls, raw: bytes) -> "ImageConfig":
         try:
             obj = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # (too deep)
             raise ConfigError(f"image config {sha256_digest(raw)} is not valid JSON ({err})",
                               hint="the blob is damaged or is not an image config") from None
         try:

@@ -128,7 +128,7 @@ def parse_manifest(raw: bytes, media_type: str | None = None) -> Manifest | Inde
     digest = sha256_digest(raw)
     try:
         obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # (too deep)
         raise ManifestError(f"not valid JSON ({err})", digest=digest) from None
     if not isinstance(obj, dict):
         raise ManifestError("not a JSON object", digest=digest)

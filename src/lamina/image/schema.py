@@ -46,7 +46,7 @@ def validate(raw: bytes, kind: Kind, media_type: str | None = None) -> list[Sche
     descriptor pointing at it says, which an inline ``mediaType`` must match."""
     try:
         obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # (too deep)
         return [SchemaProblem("", f"not valid JSON ({err})")]
     if not isinstance(obj, dict):
         return [SchemaProblem("", "must be a JSON object")]

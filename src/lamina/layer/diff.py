@@ -299,7 +299,11 @@ class _Walker:
                           "committing it") -> None:
         view = memoryview(self._buf)
         # O_NOFOLLOW: it was a regular file when listed; never read through a swapped-in symlink.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:   # gone, or replaced (by a symlink: ELOOP) since it was listed
+            raise LayerError(f"cannot read {path!r}: {err.strerror}", entry=rel,
+                             hint=hint) from None
         try:
             remaining = size
             while remaining:

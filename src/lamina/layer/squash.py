@@ -66,6 +66,7 @@ def squash_layers(layers: Sequence[BinaryIO], out: BinaryIO, *,
     below the layers shows a path (``"etc/passwd"``)."""
     indexes = [_index(f, n) for n, f in enumerate(layers)]
     decided: dict[str, tuple[int, tarfile.TarInfo]] = {}
+    under_decided: set[str] = set()  # the folders above the decided paths
     hidden: set[str] = set()        # deleted by a higher layer: the path and what is below
     covering: set[str] = set()      # opaque dirs and non-directories of higher layers: below
     whiteouts: dict[str, int] = {}
@@ -93,12 +94,19 @@ def squash_layers(layers: Sequence[BinaryIO], out: BinaryIO, *,
                     opaque.setdefault(parent, int(member.mtime))
                 continue
             if base.startswith(WHITEOUT_PREFIX):
-                path = posixpath.join(parent, base[len(WHITEOUT_PREFIX):])
+                target = base[len(WHITEOUT_PREFIX):]
+                if target in ("", ".", ".."):
+                    raise LayerError(f"cannot squash layer {n + 1}: its whiteout {name!r} "
+                                     f"names no file")
+                path = posixpath.join(parent, target)
                 if covered(path):
                     continue
                 new_hidden.add(path)
-                if path in decided:   # made again higher up: hide the base's content only
-                    if decided[path][1].isdir() and base_has(path):
+                if path in decided or path in under_decided:
+                    # made again higher up (a folder, or files under it without the folder's
+                    # own entry): only the base's content under it is hidden
+                    remade_folder = path in under_decided or decided[path][1].isdir()
+                    if remade_folder and base_has(path):
                         opaque.setdefault(path, int(member.mtime))
                 elif base_has(path):
                     whiteouts.setdefault(path, int(member.mtime))
@@ -106,6 +114,10 @@ def squash_layers(layers: Sequence[BinaryIO], out: BinaryIO, *,
             if covered(name) or name in decided:
                 continue
             decided[name] = (n, member)
+            folder = posixpath.dirname(name)
+            while folder and folder not in under_decided:
+                under_decided.add(folder)
+                folder = posixpath.dirname(folder)
             if not member.isdir():
                 new_covering.add(name)
         hidden |= new_hidden
@@ -134,7 +146,7 @@ def _index(layer: BinaryIO, n: int) -> dict[str, tarfile.TarInfo]:
                           errors="surrogateescape") as tar:
             for member in tar:
                 name = posixpath.normpath(member.name.lstrip("/"))
-                if name in (".", "") or name.startswith("../"):
+                if name in (".", "", "..") or name.startswith("../"):
                     continue
                 if posixpath.basename(name).startswith(AUFS_META_PREFIX) and \
                         posixpath.basename(name) != OPAQUE_MARKER:

@@ -150,12 +150,14 @@ class _Fetcher:
         self._lock = threading.Lock()
 
     def fetch(self, missing: list[Descriptor], warnings: list[str]) -> set[str]:
+        from ..image.archive import DECOMPRESSION_ERRORS   # a damaged compressed copy too
+
         failed: set[str] = set()
 
         def one(desc: Descriptor) -> None:
             try:
                 self._fetch(desc)
-            except (LaminaError, OSError, EOFError, ValueError) as err:
+            except (LaminaError, ValueError, *DECOMPRESSION_ERRORS) as err:
                 with self._lock:
                     failed.add(desc.digest)
                     warnings.append(
@@ -169,6 +171,8 @@ class _Fetcher:
         return failed
 
     def _fetch(self, desc: Descriptor) -> None:
+        from ..image.archive import DECOMPRESSION_ERRORS   # OSError, EOFError, zlib, zstd
+
         source = self._sources[desc.digest]
         transport = self._repository.registry.transport
         for attempt in range(transport.attempts):
@@ -180,7 +184,7 @@ class _Fetcher:
                     self._store.content.put_stream(_Limited(stream, desc.size),  # type: ignore
                                                    desc.digest, desc.size)
                 return
-            except (TransferError, ContentError, OSError, EOFError):
+            except (TransferError, ContentError, *DECOMPRESSION_ERRORS):
                 if attempt == transport.attempts - 1:
                     raise
                 time.sleep(transport.backoff * 2 ** attempt)

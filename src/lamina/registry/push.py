@@ -28,7 +28,7 @@ from ..image.digest import sha256_digest
 from ..image.manifest import Index, Manifest, parse_manifest
 from ..image.reference import ImageReference
 from ..store import Store, StoredImage
-from ..store.gc import Lease
+from ..store.roots import Lease
 from . import quirks
 from .client import Repository, Session
 from .compressed import (DEFAULT, CompressedLayers, check_compression, compressed_media_type,

@@ -18,7 +18,7 @@ Whether anything can be missing is answered without running iptables: after inst
 verifying, it writes the nf_tables ruleset generation down (/run/lamina/netrules, a tmpfs, gone
 at reboot as the rules are). While the generation is unchanged, nobody changed any rule, so a
 container on a network already set up pays one netlink round trip (~0.1 ms). ``remove`` takes
-the rules out again, by their exact text; the LAMINA-* chains and their jumps go with the last
+the rules out again, one by one by their spec; the LAMINA-* chains and their jumps go with the last
 network (netteardown.teardown_network calls it).
 """
 from __future__ import annotations
@@ -91,8 +91,8 @@ def ensure(network: "NetworkConfig", *, marker_dir: Path = MARKER_DIR) -> None:
 def remove(network: "NetworkConfig", *, marker_dir: Path = MARKER_DIR) -> None:
     """Take the network's rules out; with the last network's, the LAMINA-* chains and jumps.
 
-    Rules are deleted by their exact text, never by flushing: Docker's and others' rules live in
-    the same tables. Nothing to do when the rules are not there."""
+    Rules are deleted one by one by their spec, never by flushing: Docker's and others' rules
+    live in the same tables. Nothing to do when the rules are not there."""
     with _locked(marker_dir):
         (marker_dir / f"{network.name}.rules").unlink(missing_ok=True)
         tables = iptables_save()
@@ -102,12 +102,16 @@ def remove(network: "NetworkConfig", *, marker_dir: Path = MARKER_DIR) -> None:
             if saved is None:
                 continue
             _, chain, _ = CHAINS[table]
-            present = [rule for rule in ours if rule in saved.lines]
-            others = [rule for rule in saved.rules_in(chain) if rule not in ours]
+            # As in ensure: a rule iptables-save prints otherwise than we write it is found
+            # with -C, and deleted by its spec all the same.
+            present = [rule for rule in ours
+                       if rule in saved.lines or (chain in saved.chains and _present(table, rule))]
+            others = len(saved.rules_in(chain)) - len(present)
             lines = [f"-D {rule[3:]}" for rule in present]
-            if not others and (chain in saved.chains or jump_rule(table) in saved.lines):
-                lines += [f"-D {rule[3:]}" for rule in saved.lines if rule == jump_rule(table)]
-                lines += [f"-X {chain}"] if chain in saved.chains else []
+            if not others and chain in saved.chains:   # (no jump can outlive its chain)
+                jump = jump_rule(table)
+                copies = saved.lines.count(jump) or int(_present(table, jump))
+                lines += [f"-D {jump[3:]}"] * copies + [f"-X {chain}"]
             if lines:
                 batch += [f"*{table}", *lines, "COMMIT"]
         if batch:

@@ -1,7 +1,7 @@
 """Host-wide clean-up of what a network leaves behind once no container uses it: the bridge,
 lamina's network-wide rules (netrules.py), the CNI plugins' shared iptables chains, and empty
-nf_tables tables (PLATFORM.md §3, "DEL leaves global state behind"). Rules are removed by exact spec, never by flushing a table:
-Docker's and netavark's rules live in the same tables.
+nf_tables tables (PLATFORM.md §3, "DEL leaves global state behind"). Rules are removed by exact
+spec, never by flushing a table: Docker's and netavark's rules live in the same tables.
 """
 from __future__ import annotations
 

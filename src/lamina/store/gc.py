@@ -24,7 +24,7 @@ from ..image import mediatypes as mt
 from ..image.config import ConfigError, ImageConfig
 from ..image.digest import chain_ids
 from ..image.manifest import Index, ManifestError, parse_manifest
-from .roots import GCError, Lease, Roots, RootsRegistry  # noqa: F401 (their old home: re-exported)
+from .roots import GCError, Roots
 
 if TYPE_CHECKING:
     from .root import Store

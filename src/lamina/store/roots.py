@@ -86,9 +86,16 @@ class RootsRegistry:
             for entry in os.scandir(directory):
                 if entry.name.endswith(".json") and not entry.name.startswith("."):
                     try:
-                        total |= Roots.from_json(Path(entry.path).read_bytes())
+                        data = Path(entry.path).read_bytes()
                     except FileNotFoundError:
                         continue  # a lease that ended meanwhile
+                    if not data:
+                        # Only a root written without fsync (a cache record's, a --rm
+                        # container's) comes back empty, after a power loss: what it kept is
+                        # checked again where it is used, so it protects nothing now.
+                        continue
+                    try:
+                        total |= Roots.from_json(data)
                     except (ValueError, LaminaError) as err:
                         raise GCError(f"GC root file {entry.path} is damaged: {err}",
                                       hint="fix or remove the file, then collect again") from None
