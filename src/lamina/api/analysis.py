@@ -25,7 +25,7 @@ from ..errors import LaminaError
 from ..image import mediatypes as mt
 from ..image.descriptor import Descriptor
 from ..store import Store
-from .images import _open, _platform_image, _resolve
+from .images import platform_image, resolve_image
 
 DEFAULT_OFFENDERS = 20
 
@@ -132,9 +132,9 @@ class Analysis:
 def analyze(name: str, *, store: Store | None = None) -> Analysis:
     """Stream every layer of the image ``name`` (this machine's platform for an index) and
     account for its bytes: see the module docstring."""
-    store = _open(store)
-    desc = _resolve(store, name)
-    image = _platform_image(store, desc)
+    store = store if store is not None else Store.open()
+    desc = resolve_image(store, name)
+    image = platform_image(store, desc)
     config = image.config()
     layers = image.layers()
     diff_ids = config.rootfs.diff_ids

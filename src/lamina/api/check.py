@@ -37,7 +37,7 @@ from ..store import Store
 from ..store.content import BlobNotFoundError, DigestMismatchError
 from ..store.gc import GCError, Marked, mark
 from ..store.snapshots import COMMITTED_MARKER, SnapshotError
-from .images import _resolve, familiar
+from .images import resolve_image, familiar
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def verify(name: str, *, store: Store | None = None) -> VerifyReport:
     diff ID, and its manifest (index) and config JSON checked against the OCI image spec.
     Raises ``NoSuchImageError`` when ``name`` is not a local image."""
     store = store if store is not None else Store.open()
-    desc = _resolve(store, name)
+    desc = resolve_image(store, name)
     hashed: dict[str, str | None] = {}
 
     def damage(digest: str) -> str | None:

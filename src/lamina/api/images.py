@@ -143,7 +143,7 @@ def images(store: Store | None = None, all: bool = False,
         if untagged and not (all or dangling):
             continue
         try:
-            image = _platform_image(store, desc)
+            image = platform_image(store, desc)
             config = image.config()
             size = sum(_layer_sizes(store, image, config))
         except LaminaError:
@@ -158,7 +158,7 @@ def tag(source: str, target: str, *, store: Store | None = None) -> None:
     """Give the image ``source`` (a name or an ID) the name ``target``."""
     store = _open(store)
     ref = ImageReference.parse(target)  # an uppercase name fails here, with the fix as hint
-    store.tag(ref, _resolve(store, source).digest)
+    store.tag(ref, resolve_image(store, source).digest)
 
 
 def remove(names: str | Iterable[str], force: bool = False, *,
@@ -180,8 +180,8 @@ def remove(names: str | Iterable[str], force: bool = False, *,
 def inspect(name: str, *, store: Store | None = None) -> dict[str, Any]:
     """The image as ``docker image inspect`` shows it (Docker's keys, JSON values)."""
     store = _open(store)
-    desc = _resolve(store, name)
-    image = _platform_image(store, desc)
+    desc = resolve_image(store, name)
+    image = platform_image(store, desc)
     config = image.config()
     raw = json.loads(image.config_bytes())
     last_comment = config.history[-1].comment if config.history else None
@@ -220,8 +220,8 @@ def _repo_digests(store: Store, digest: str) -> list[str]:
 def history(name: str, *, store: Store | None = None) -> list[HistoryRow]:
     """The build steps of an image, newest first, each with the size of the layer it made."""
     store = _open(store)
-    desc = _resolve(store, name)
-    image = _platform_image(store, desc)
+    desc = resolve_image(store, name)
+    image = platform_image(store, desc)
     config = image.config()
     sizes = iter(_layer_sizes(store, image, config))
     rows = []
@@ -306,7 +306,9 @@ def _open(store: Store | None) -> Store:
     return store if store is not None else Store.open()
 
 
-def _resolve(store: Store, name: str) -> Descriptor:
+def resolve_image(store: Store, name: str) -> Descriptor:
+    """What ``name`` (a name, an ID or ID prefix, a digest) means in ``store``; NoSuchImageError
+    when nothing."""
     try:
         return store.resolve(name)
     except ImageNotFoundError:
@@ -324,7 +326,7 @@ def _grouped(store: Store) -> list[tuple[Descriptor, list[str]]]:
     return list(found.values())
 
 
-def _platform_image(store: Store, desc: Descriptor) -> StoredImage:
+def platform_image(store: Store, desc: Descriptor) -> StoredImage:
     """The image a stored name means on this machine (an index: this platform's manifest)."""
     if mt.is_index(desc.media_type):
         index = parse_manifest(store.content.read_bytes(desc.digest), desc.media_type)
@@ -343,7 +345,7 @@ def _keys(store: Store, desc: Descriptor) -> frozenset[str]:
     if not mt.is_index(desc.media_type):
         return frozenset({desc.digest})
     try:
-        return frozenset({desc.digest, _platform_image(store, desc).descriptor.digest})
+        return frozenset({desc.digest, platform_image(store, desc).descriptor.digest})
     except LaminaError:
         return frozenset({desc.digest})
 
@@ -442,7 +444,7 @@ def _lookup(store: Store, name: str) -> tuple[Descriptor, str | None]:
                 return desc, desc.ref_name
             except ImageNotFoundError:
                 pass  # perhaps an ID prefix that reads as a name
-    return _resolve(store, name), None
+    return resolve_image(store, name), None
 
 
 def _delete(store: Store, targets: list[tuple[Descriptor, str]]) -> tuple[list[RemovalEvent], int]:
@@ -451,7 +453,7 @@ def _delete(store: Store, targets: list[tuple[Descriptor, str]]) -> tuple[list[R
     per_image = []
     for desc, image_id in targets:
         try:
-            chains = chain_ids(_platform_image(store, desc).config().rootfs.diff_ids)
+            chains = chain_ids(platform_image(store, desc).config().rootfs.diff_ids)
         except LaminaError:
             chains = []
         names = store.index.remove_image(desc.digest)
