@@ -38,7 +38,7 @@ from .compressed import DEFAULT, check_compression, compressed_media_type
 from .errors import RegistryError, TransferError, naming
 from .mirrors import registry_endpoint
 from .progress import ProgressCallback, ignore
-from .push import _Pusher   # the image push's blob routine: HEAD, mount, upload, compress
+from .push import BlobPusher
 
 UNCOMPRESSED = "containerd.io/uncompressed"
 DOWNLOAD_WORKERS = 3
@@ -77,7 +77,7 @@ def push_build_cache(store: Store, records: Iterable[CacheRecord], ref: ImageRef
             store.content.put_bytes(artifact.config, config.digest)
             manifest = parse_manifest(raw, OCI_MANIFEST)
             assert isinstance(manifest, Manifest)
-            pusher = _Pusher(store, repository, str(ref), progress, None, method, lease)
+            pusher = BlobPusher(store, repository, str(ref), progress, None, method, lease)
             sent = pusher.push_blobs(manifest)
             digest = repository.put_manifest(ref.tag, sent, OCI_MANIFEST)
     except LaminaError as err:

@@ -70,7 +70,7 @@ def _push(store: Store, ref: ImageReference, session: Session, progress: Progres
     repository = session.registry(endpoint).repository(ref.path, push=True)
     with store.roots.lease() as lease:
         lease.add(images=[desc.digest])
-        pusher = _Pusher(store, repository, str(ref), progress, chunk_size, method, lease)
+        pusher = BlobPusher(store, repository, str(ref), progress, chunk_size, method, lease)
         raw = store.content.read_bytes(desc.digest)
         parsed = parse_manifest(raw, desc.media_type)
         if isinstance(parsed, Index):
@@ -95,7 +95,11 @@ def _push(store: Store, ref: ImageReference, session: Session, progress: Progres
     return PushedImage(ref, digest, len(raw))
 
 
-class _Pusher:
+class BlobPusher:
+    """Sends a manifest's blobs to a repository (HEAD first, then a cross-repository mount,
+    then an upload, compressing plain layers on the way); image pushes and build-cache
+    exports share it."""
+
     def __init__(self, store: Store, repository: Repository, reference: str,
                  progress: ProgressCallback, chunk_size: int | None,
                  compression: str | None, lease: Lease) -> None:
