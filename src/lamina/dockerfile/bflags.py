@@ -48,6 +48,10 @@ class BFlags:
     def add_strings(self, name: str) -> Flag:
         return self._add(Flag(name, "strings", []))
 
+    def add(self, name: str, kind: FlagKind) -> Flag:
+        """Declare a flag of ``kind`` with that kind's default."""
+        return self._add(new_flag(name, kind))
+
     def _add(self, flag: Flag) -> Flag:
         if flag.name in self._flags:
             raise ValueError(f"flag --{flag.name} declared twice")
@@ -89,6 +93,11 @@ class BFlags:
 
         close = difflib.get_close_matches(name, list(self._flags), n=1)
         return f"did you mean --{close[0]}?" if close else None
+
+
+def new_flag(name: str, kind: FlagKind) -> Flag:
+    """A flag of ``kind``, not given: False, "" or an empty list."""
+    return Flag(name, kind, [] if kind == "strings" else False if kind == "bool" else "")
 
 
 def _parse_bool(name: str, value: str, has_value: bool) -> bool:

@@ -52,7 +52,7 @@ def heredocs_from_line(line: str) -> list[Heredoc]:
         return []  # upstream ignores a line it cannot lex here (it fails later, if at all)
     docs = []
     for word in words:
-        doc = parse_heredoc_word(word)
+        doc = parse_heredoc_word(word) if "<<" in word else None
         if doc is not None:
             docs.append(doc)
     return docs

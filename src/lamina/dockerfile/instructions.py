@@ -34,7 +34,7 @@ from typing import ClassVar, Self, TypeVar
 
 from ..errors import DockerfileError
 from .ast import Node
-from .bflags import BFlags, Flag, FlagKind
+from .bflags import BFlags, Flag, FlagKind, new_flag
 from .dump import go_quote
 from .heredoc import chomp, parse_heredoc_word
 from .values import (Device, Mount, PortSpec, parse_device, parse_duration, parse_mount,
@@ -435,10 +435,13 @@ class _Request:
 
     def parse_flags(self) -> dict[str, Flag]:
         """Declare this instruction's flags (:data:`FLAGS`), parse the node's flag words."""
-        flags = BFlags(list(self.node.flags))
-        adders = {"bool": flags.add_bool, "string": flags.add_string,
-                  "strings": flags.add_strings}
-        declared = {name: adders[kind](name) for name, kind in FLAGS.get(self.keyword, {}).items()}
+        words = self.node.flags
+        kinds = FLAGS.get(self.keyword)
+        if not words:
+            # Nothing to parse: every declared flag keeps its default (the common case).
+            return {name: new_flag(name, kind) for name, kind in kinds.items()} if kinds else {}
+        flags = BFlags(list(words))
+        declared = {name: flags.add(name, kind) for name, kind in (kinds or {}).items()}
         flags.parse()
         return declared
 
@@ -460,6 +463,10 @@ def parse_instruction(node: Node, file: str = "Dockerfile") -> Instruction:
 
 def _node_args(node: Node) -> list[str]:
     """The argument words; ONBUILD's nested trigger contributes its name and its arguments."""
+    if node.value.lower() != "onbuild":
+        # Only ONBUILD's argument holds a trigger; asking others for their children would
+        # create an empty list in each.
+        return node.args()
     out: list[str] = []
     for arg in node.arg_nodes():
         if arg.children:
@@ -581,10 +588,10 @@ def _key_value_pairs(req: _Request) -> tuple[tuple[tuple[str, str], ...], bool]:
     if len(req.args) % 3:
         raise DockerfileError(f"Bad input to {req.keyword}, too many arguments")
     req.parse_flags()
-    triples = [req.args[i:i + 3] for i in range(0, len(req.args), 3)]
-    if any(key == "" for key, _, _ in triples):
+    keys, values, separators = req.args[0::3], req.args[1::3], req.args[2::3]
+    if "" in keys:
         raise DockerfileError(f"{req.keyword} names can not be blank")
-    return tuple((key, value) for key, value, _ in triples), any(sep == "" for *_, sep in triples)
+    return tuple(zip(keys, values)), "" in separators
 
 
 def _parse_env(req: _Request) -> Env:

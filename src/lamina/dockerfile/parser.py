@@ -51,9 +51,24 @@ def _runs(escape: str, in_single: str) -> tuple[re.Pattern[str], ...]:
             re.compile(f"[^'{in_single}]+"))
 
 
-# parse_words: nothing is special inside '…'. Flags: a backslash escapes inside any quotes.
-_WORD_RUNS = {"\\": _runs("\\", ""), "`": _runs("`", "")}
+# Flags: a backslash escapes inside any quotes.
 _FLAG_RUNS = _runs("\\", r"\\")
+# A flag word without quotes or backslashes, up to a blank or the end.
+_PLAIN_FLAG = re.compile(f"--[^{GO_SPACE}'\"\\\\]*(?![^{GO_SPACE}])")
+
+
+def _word(escape: str) -> re.Pattern[str]:
+    """One word of parse_words: plain text, escape pairs, "…" (escapes inside), '…' (none).
+
+    A quote may be left open (it runs to the end). A lone escape token at the very end
+    matches nothing, so it is dropped.
+    """
+    e = re.escape(escape)
+    pair = f"{e}[\\s\\S]"
+    return re.compile(f"(?:[^{GO_SPACE}'\"{e}]+|{pair}|\"(?:[^\"{e}]+|{pair})*\"?|'[^']*'?)+")
+
+
+_WORDS = {"\\": _word("\\"), "`": _word("`")}
 
 NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 EMPTY_CONTINUATION_DETAIL = "Empty continuation lines will become errors in a future release"
@@ -62,10 +77,10 @@ HEREDOC_INSTRUCTIONS = ("add", "copy", "run")
 
 def parse(data: bytes | str, file: str = "Dockerfile") -> ParseResult:
     """Parse a whole Dockerfile. Raises DockerfileError (with file and line) when it cannot."""
-    text, too_long = _decode(data)
-    lines = text.split("\n")
+    lines = _decode(data).split("\n")
     if lines[-1] == "":
         lines.pop()  # the empty remainder after a final newline is not a line
+    too_long = _first_too_long(lines)
     if too_long is not None:
         # Upstream's scanner stops at an over-long line: everything before it is parsed (and
         # its errors win), then the scanner error is reported.
@@ -77,10 +92,12 @@ def parse(data: bytes | str, file: str = "Dockerfile") -> ParseResult:
     directive_parser = DirectiveParser("#", file=file)
     directives = []
     root = Node()
+    children = root.children
     warnings: list[Warning] = []
     comments: list[str] = []
-    i = 0
-    while i < len(lines):
+    continues = (escape, " ", "\t")   # what a continued line ends with, blanks before trimming
+    i, count = 0, len(lines)
+    while i < count:
         raw = lines[i]
         i += 1
         tok = raw.rstrip("\r")
@@ -99,12 +116,13 @@ def parse(data: bytes | str, file: str = "Dockerfile") -> ParseResult:
                 comments.pop()  # a directive is not a comment of the first instruction
                 if d.name == "escape":
                     escape = _escape_token(d.value, file, i)
+                    continues = (escape, " ", "\t")
                 directives.append(d)
         if not body or body[0] == "#":
             continue
 
         start, column = i, len(tok) - len(body) + 1
-        line, more = _trim_continuation(body, escape)
+        line, more = _trim_continuation(body, escape) if body.endswith(continues) else (body, False)
         if more:
             line, i, had_empty = _join_continuation(line, lines, i, escape)
             if had_empty:
@@ -113,53 +131,62 @@ def parse(data: bytes | str, file: str = "Dockerfile") -> ParseResult:
                     rule="NoEmptyContinuation", detail=EMPTY_CONTINUATION_DETAIL))
 
         try:
-            node = node_from_line(line, escape, comments)
-            if "<<" in line and _collects_heredocs(node):
-                node.heredocs = heredoc.heredocs_from_line(line)
+            # No comments: the node makes its (empty) list only if asked.
+            node = node_from_line(line, escape, comments or None)
+            docs = (heredoc.heredocs_from_line(line)
+                    if "<<" in line and _collects_heredocs(node) else None)
         except DockerfileError as e:
             raise e.at(file, start, column) from None
-        for doc in node.heredocs:
-            end = heredoc.read_body(doc, lines, i)
-            if end is None:
-                raise DockerfileError(
-                    "unterminated heredoc", file=file, line=start, column=column,
-                    hint=f"end the heredoc with a line containing only {doc.name}")
-            i = end
+        if docs:
+            node.heredocs = docs
+            for doc in docs:
+                end = heredoc.read_body(doc, lines, i)
+                if end is None:
+                    raise DockerfileError(
+                        "unterminated heredoc", file=file, line=start, column=column,
+                        hint=f"end the heredoc with a line containing only {doc.name}")
+                i = end
         _place(node, start, i, column)
-        root.children.append(node)
-        comments = []
+        children.append(node)
+        if comments:
+            comments = []   # the node holds the old list
 
-    if not root.children:
+    if not children:
         raise DockerfileError("file with no instructions", file=file, line=1,
                               hint="a Dockerfile needs at least a FROM instruction")
     if too_long is not None:
         raise DockerfileError(
             f"dockerfile line greater than max allowed size of {MAX_LINE_BYTES}", file=file,
             line=too_long + 1, hint="split the line with line continuations")
-    root.start_line = root.children[0].start_line
-    root.end_line = root.children[-1].end_line
+    root.start_line = children[0].start_line
+    root.end_line = children[-1].end_line
     return ParseResult(root=root, warnings=warnings, escape_token=escape,
                        directives=directives, file=file)
 
 
-def _decode(data: bytes | str) -> tuple[str, int | None]:
-    """The text, and the index of the first line too long for upstream's scanner (or None).
-
-    Bytes that are not UTF-8 survive as lone surrogates (``surrogateescape``), so nothing is
-    lost and a byte round-trips.
+def _decode(data: bytes | str) -> str:
+    """The text. Bytes that are not UTF-8 survive as lone surrogates (``surrogateescape``), so
+    nothing is lost and a byte round-trips.
     """
     if isinstance(data, str):
         try:
             data = data.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             data = data.encode("utf-8", "surrogatepass")
-    too_long = None
-    if len(data) > MAX_LINE_BYTES:
-        for index, raw in enumerate(data.split(b"\n")):
-            if len(raw) > MAX_LINE_BYTES:
-                too_long = index
-                break
-    return data.decode("utf-8", "surrogateescape"), too_long
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _first_too_long(lines: list[str]) -> int | None:
+    """The index of the first line too long for upstream's scanner, or None."""
+    # A character is at most 4 bytes of UTF-8 (an undecodable byte, kept as a surrogate, is
+    # 1), so only lines longer than a quarter of the limit need encoding to be measured.
+    quarter = MAX_LINE_BYTES // 4
+    if not lines or max(map(len, lines)) <= quarter:
+        return None
+    for index, line in enumerate(lines):
+        if len(line) > quarter and len(line.encode("utf-8", "surrogateescape")) > MAX_LINE_BYTES:
+            return index
+    return None
 
 
 def _escape_token(value: str, file: str, line: int) -> str:
@@ -218,8 +245,10 @@ def _collects_heredocs(node: Node) -> bool:
 def _place(node: Node, start: int, end: int, column: int) -> None:
     node.start_line, node.end_line, node.column = start, end, column
     # An ONBUILD trigger has no lines of its own; give it its instruction's, for error messages.
-    for child in node.next.children if node.next is not None else ():
-        _place(child, start, end, column)
+    # (Only ONBUILD's argument has children: asking any other would create its empty list.)
+    if node.value == "onbuild" and node.next is not None:
+        for child in node.next.children:
+            _place(child, start, end, column)
 
 
 # -- one logical line -> one instruction node -------------------------------------------------
@@ -233,8 +262,9 @@ def node_from_line(line: str, escape: str = "\\", comments: list[str] | None = N
     value = name.lower()
     parse_args = _ARGUMENTS.get(value, _args_ignored)
     args, is_json = parse_args(rest, escape)
-    return Node(value=value, next=args, json=is_json, original=line, flags=flags,
-                prev_comment=comments if comments is not None else [])
+    # Positional (value, next, children, heredocs, json, original, flags, start_line, end_line,
+    # prev_comment): this runs once per instruction. None gives an empty list.
+    return Node(value, args, None, None, is_json, line, flags, 0, 0, comments)
 
 
 def split_command(line: str) -> tuple[str, list[str], str]:
@@ -242,7 +272,12 @@ def split_command(line: str) -> tuple[str, list[str], str]:
     words = _BLANKS.split(line.strip(GO_SPACE), maxsplit=1)
     if len(words) < 2:
         return words[0], [], ""
-    rest, flags = extract_flags(words[1])
+    rest = words[1].lstrip(GO_SPACE)
+    if not rest.startswith("--"):
+        # No flags (most instructions); the check extract_flags would start with. Trailing
+        # blanks are trimmed only now: inside a flag, a quote or backslash can keep them.
+        return words[0], [], rest.rstrip(GO_SPACE)
+    rest, flags = extract_flags(rest)
     return words[0], flags, rest.strip(GO_SPACE)
 
 
@@ -260,6 +295,13 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
             pos += 1
         if not text.startswith("--", pos):
             return text[pos:], flags
+        plain = _PLAIN_FLAG.match(text, pos)
+        if plain is not None:   # the usual flag: nothing to unquote, it is what is written
+            pos = plain.end()
+            if plain.group() == "--":
+                return text[pos:], flags
+            flags.append(plain.group())
+            continue
         word = []
         quote = ""
         runs = _FLAG_RUNS
@@ -311,7 +353,9 @@ def parse_json_array(rest: str) -> list[str] | None:
         raise DockerfileError(NOT_STRING_ARRAY,
                               hint='quote every element, e.g. ["sleep", "10"]')
     # Go turns invalid UTF-8 and lone \ud800-style escapes into U+FFFD.
-    return [_SURROGATE.sub("\ufffd", v) for v in value]
+    if "\\u" in s or _SURROGATE.search(s):
+        return [_SURROGATE.sub("\ufffd", v) for v in value]
+    return value
 
 
 def _not_json(name: str) -> None:
@@ -332,41 +376,8 @@ def parse_words(rest: str, escape: str = "\\") -> list[str]:
     if not _QUOTES_OR_ESCAPES.search(rest):
         trimmed = rest.strip(GO_SPACE)
         return _GO_SPACES.split(trimmed) if trimmed else []
-    words = []
-    word: list[str] = []
-    quote = ""
-    runs = _WORD_RUNS[escape]
-    pos, n = 0, len(rest)
-    while pos < n:
-        run = (runs[2] if quote == "'" else runs[1] if quote else runs[0]).match(rest, pos)
-        if run:
-            word.append(run.group())
-            pos = run.end()
-            continue
-        c = rest[pos]
-        pos += 1
-        if not quote:
-            if c in GO_SPACE:
-                if word:
-                    words.append("".join(word))
-                    word = []
-                continue
-            if c in "'\"":
-                quote = c
-        elif c == quote:
-            quote = ""
-            word.append(c)
-            continue
-        if c == escape and quote != "'":
-            if pos == n:
-                break
-            word.append(c)
-            c = rest[pos]
-            pos += 1
-        word.append(c)
-    if word:
-        words.append("".join(word))
-    return words
+    # Nothing inside a word is changed, so each word is a piece of ``rest``, as matched.
+    return _WORDS[escape].findall(rest)
 
 
 def parse_name_val(rest: str, key: str, escape: str = "\\") -> list[str]:
@@ -403,7 +414,7 @@ ArgParser = Callable[[str, str], tuple["Node | None", bool]]
 def _chain(values: list[str]) -> Node | None:
     head = None
     for v in reversed(values):
-        head = Node(value=v, next=head)
+        head = Node(v, head)
     return head
 
 

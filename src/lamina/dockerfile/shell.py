@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from lamina.errors import ShellWordError
 
@@ -533,6 +534,7 @@ _HEREDOC_WORDS = ShellLex(skip_unset_env=True)
 _HEREDOC_WORDS_QUOTED = ShellLex(raw_quotes=True, skip_unset_env=True)
 
 
+@lru_cache(maxsize=256)   # a Dockerfile repeats its terminators (EOF): lex each once
 def heredoc_name(word_after_arrows: str) -> tuple[str, bool]:
     """The heredoc name in the word after ``<<`` / ``<<-`` and whether its body is expanded.
 

@@ -69,8 +69,14 @@ class PortSpec:
         return f"{ports}/{self.protocol}"
 
 
+# What makes a CSV field more than the text between commas: a quote or a line break.
+_CSV_SPECIAL = re.compile('["\r\n]')
+
+
 def _csv_fields(spec: str, what: str) -> list[str]:
     """The comma-separated fields of a --mount/--device value (CSV quoting allowed)."""
+    if spec and not _CSV_SPECIAL.search(spec):
+        return spec.split(",")   # what the csv reader gives, several times faster
     import csv   # RUN --mount and --device only: start-up time
 
     try:
