@@ -107,7 +107,7 @@ def run(image: str, *, options: RunOptions = RunOptions(), publish: Sequence[str
     containers = _containers(store)
     container = _create(containers, store, image, options, publish, publish_all, extra_hosts,
                         stop_signal)
-    return supervise(containers, container.id)
+    return supervise(containers, container.id, foreground=True)
 
 
 def _create(containers: ContainerStore, store: "Store", image: str, options: RunOptions,

@@ -57,6 +57,13 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dataclass_cache import compiled_dataclasses
+
+    with compiled_dataclasses("build"):   # start-up time: see there
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     from ..api.build import build, is_archive, parse_epoch
     from ..build.progress import make_progress
     from .common import open_store, parse_build_args

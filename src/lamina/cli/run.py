@@ -81,6 +81,13 @@ def register_container_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dataclass_cache import compiled_dataclasses
+
+    with compiled_dataclasses("run"):    # start-up time: see there
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..api import containers as api
     from .common import open_store
 

@@ -43,10 +43,11 @@ LOCK_TIMEOUT = 5.0      # a sweep may hold the lock of a container being started
 
 
 def supervise(containers: ContainerStore, container_id: str, *,
-              on_started: Callable[[], None] | None = None) -> int:
+              on_started: Callable[[], None] | None = None, foreground: bool = False) -> int:
     """Run the container to its end; its exit status. When it cannot start, the error (a
     ContainerError with Docker's exit code, or a NetworkError) is recorded and raised.
-    ``on_started`` is called once the container's process exists."""
+    ``on_started`` is called once the container's process exists. ``foreground``: attached
+    to our stdio (``lamina run`` without -d), which one runtime call can do."""
     lock = containers.lock(container_id, timeout=LOCK_TIMEOUT)
     if lock is None:
         raise ContainerConflictError(f"container {container_id[:12]} is already running")
@@ -55,7 +56,7 @@ def supervise(containers: ContainerStore, container_id: str, *,
         container = containers.load(container_id)
         if container is None:
             raise ContainerError(f"container {container_id[:12]} was removed")
-        code = _run(containers, container, on_started)
+        code = _run(containers, container, on_started, foreground)
         return code
     except LaminaError as err:
         code = err.exit_code
@@ -67,8 +68,8 @@ def supervise(containers: ContainerStore, container_id: str, *,
         os.close(lock)
 
 
-def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None] | None
-         ) -> int:
+def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None] | None,
+         foreground: bool = False) -> int:
     from .network import attach, detach
     from .run import run_container
 
@@ -116,7 +117,7 @@ def _run(containers: ContainerStore, c: Container, on_started: Callable[[], None
                                  image_config=c.image_config, options=run_options,
                                  network=attachment, on_started=started,
                                  on_exited=detaching.start if attachment.mode == "bridge"
-                                 else None, volatile=options.remove)
+                                 else None, volatile=options.remove, one_call=foreground)
         finally:
             if not options.remove:
                 detaching.finish()

@@ -28,7 +28,7 @@ import struct
 import subprocess
 import termios
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .crun import Runtime, log_messages, start_error
@@ -295,3 +295,102 @@ def _forward(runtime: Runtime, container_id: str, signums: list[int], relays: li
             # The container may be gone already; then there is nothing to signal.
             with contextlib.suppress(Exception):
                 runtime.kill(container_id, signum)
+
+
+# --- one runtime call: `crun run` -------------------------------------------------------------
+
+def run_in_one_call(runtime: Runtime, container_id: str, bundle: Path, *, interactive: bool,
+                    command: str, log: Path, on_started: Callable[[int], None] | None = None
+                    ) -> int:
+    """As run_attached without a terminal, with one `crun run` (Runtime.spawn_run) instead of
+    create, start and delete (two runtime processes fewer, ~15 ms). crun only: runc writes
+    its pid file by rename, which the FIFO below cannot see.
+
+    The pid file is a FIFO that we read: crun writes the init's pid there once the container
+    is created, before it starts it. Until then what comes on stderr is the runtime's, held
+    back: if the runtime exits without a pid, its errors are in its log and raised as
+    create's are, its other lines passed on. Signals that come before the pid wait for it;
+    then they go to crun, which forwards them to the container. `on_started(pid)` is called
+    with the pid.
+    """
+    pid_file = bundle / "init.pid"
+    os.mkfifo(pid_file, 0o600)
+    # Non-blocking, so that crun's open for writing does not wait for a reader.
+    pid_fd = os.open(pid_file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    with _Signals() as signals, contextlib.ExitStack() as stack:
+        stack.callback(os.close, pid_fd)
+        stack.callback(os.close, read_fd)
+        try:
+            proc = runtime.spawn_run(container_id, bundle, pid_file=pid_file, log=log,
+                                     stdin=STDIN if interactive else subprocess.DEVNULL,
+                                     stdout=STDOUT, stderr=write_fd)
+        finally:
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        relay = _Relay(read_fd, STDERR, watch_exec=True)
+        try:
+            pid, held = _follow_run(proc, pid_fd, signals, relay, on_started)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                runtime.kill(container_id, signal.SIGKILL)
+            proc.wait()
+            raise
+    if pid is None:     # not created: the runtime's errors become ours, as with create
+        log_lines = {f"{m}\n".encode() for m in log_messages(log)}
+        for line in held.splitlines(keepends=True):
+            if line not in log_lines:
+                _write_all(STDERR, line)
+        messages = log_messages(log)
+        raise start_error(messages[-1] if messages
+                          else f"{runtime.name} exited with {proc.returncode}", command)
+    if relay.exec_error:
+        raise start_error(relay.exec_error, command)
+    code = proc.returncode
+    return 128 - code if code < 0 else code
+
+
+def _follow_run(proc: subprocess.Popen, pid_fd: int, signals: _Signals, relay: _Relay,
+                on_started: Callable[[int], None] | None) -> tuple[int | None, bytes]:
+    """Run's loop for run_in_one_call: until the runtime has exited and stderr has ended.
+    The container's pid (None if it was never created) and the stderr held back without one."""
+    procfd = os.pidfd_open(proc.pid)
+    try:
+        pid_text, pid, held, waiting = b"", None, b"", []
+        exited, stderr_open, pid_open = False, True, True
+        while not exited or stderr_open:
+            watch = [signals.read_fd] + ([relay.src] if stderr_open else [])
+            watch += ([] if exited else [procfd]) + ([pid_fd] if pid_open else [])
+            ready, _, _ = select.select(watch, [], [])
+            if pid_fd in ready:
+                data = os.read(pid_fd, 64)     # crun writes it at once: less than PIPE_BUF
+                pid_text += data
+                pid_open = bool(data) and not pid_text.strip().isdigit()
+                if pid is None and pid_text.strip().isdigit():
+                    pid = int(pid_text)
+                    if on_started is not None:
+                        on_started(pid)
+                    relay.feed(held)
+                    held = b""
+            if signals.read_fd in ready:
+                waiting += [s for s in signals.pending() if s != signal.SIGWINCH]
+            if pid is not None and not exited:
+                for signum in waiting:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signum)   # crun forwards it to the container
+                waiting = []
+            if stderr_open and relay.src in ready:
+                if pid is None:
+                    with contextlib.suppress(BlockingIOError):
+                        data = os.read(relay.src, 65536)
+                        held += data
+                        stderr_open = bool(data)
+                else:
+                    stderr_open = relay.pump()
+            if procfd in ready:
+                proc.wait()
+                exited = True
+        relay.flush()
+        return pid, held
+    finally:
+        os.close(procfd)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -24,7 +23,7 @@ from .command import resolve_command
 from .crun import Runtime, remove_cgroup_parents
 from .errors import ContainerError
 from .options import RunOptions
-from .process import run_attached, terminal_size
+from .process import run_attached, run_in_one_call, terminal_size
 from .rootfs import make_dir_in_root, mount_overlay, unmount
 from .spec import ALL_CAPS, Network, build_spec, caps_from_mask, parse_bind
 from .users import resolve_user
@@ -49,7 +48,7 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
                   options: RunOptions, network: NetworkAttachment | None = None,
                   on_started: Callable[[int], None] | None = None,
                   on_exited: Callable[[], None] | None = None,
-                  volatile: bool | None = None) -> int:
+                  volatile: bool | None = None, one_call: bool = False) -> int:
     """Run the image whose layer directories are `lowers` (topmost first); its exit status.
 
     `image_config` is the `config` part of the image config (Docker's keys: Entrypoint, Cmd,
@@ -59,6 +58,8 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
     `on_exited()` once it has exited, before the clean-up (which it may overlap).
     `volatile` (default: `options.remove`) mounts the root without syncs, for a container
     whose changes are thrown away when it exits.
+    `one_call`: without a terminal and with crun, one `crun run` runs the container rather
+    than create, start and delete (process.run_in_one_call: faster, same behaviour).
     Raises ContainerError (exit code 125, 126 or 127) when the container cannot be set up or
     its command cannot run.
     """
@@ -68,7 +69,8 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
         raise ContainerError(f"the working directory {workdir!r} is invalid, "
                              "it needs to be an absolute path")
     netns = _network_namespace(options, network)
-    container_id = network.container_id if network else secrets.token_hex(32)
+    # os.urandom rather than secrets, whose import costs a run a few ms
+    container_id = network.container_id if network else os.urandom(32).hex()
     hostname = options.hostname or (os.uname().nodename if options.network_mode == "host"
                                     else container_id[:12])
     cdir = Path(state_dir) / container_id
@@ -109,10 +111,18 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
         (bundle / "config.json").write_text(json.dumps(config))   # compact: C encoder, fast
 
         cleanup.callback(remove_cgroup_parents, cgroups_path)
-        cleanup.callback(_delete, runtime, container_id)
-        code = run_attached(runtime, container_id, bundle, tty=options.tty,
-                            interactive=options.interactive, command=argv[0],
-                            log=cdir / "runtime.log")
+        if one_call and not options.tty and runtime.name == "crun":
+            # `crun run` deletes the container as it exits; _delete_left deletes what is left
+            # when it could not (killed, or failed before).
+            cleanup.callback(_delete_left, runtime, container_id)
+            code = run_in_one_call(runtime, container_id, bundle,
+                                   interactive=options.interactive, command=argv[0],
+                                   log=cdir / "runtime.log", on_started=on_started)
+        else:
+            cleanup.callback(_delete, runtime, container_id)
+            code = run_attached(runtime, container_id, bundle, tty=options.tty,
+                                interactive=options.interactive, command=argv[0],
+                                log=cdir / "runtime.log")
         if on_exited is not None:
             on_exited()
         return code
@@ -241,6 +251,12 @@ def _delete(runtime: Runtime, container_id: str) -> None:
     except ContainerError:
         if runtime.state(container_id) is not None:
             raise
+
+
+def _delete_left(runtime: Runtime, container_id: str) -> None:
+    """_delete, when the runtime still has a state directory for the container."""
+    if (runtime.root / container_id).exists():
+        _delete(runtime, container_id)
 
 
 def _remove_dir(cdir: Path, merged: Path) -> None:

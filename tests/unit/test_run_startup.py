@@ -1,0 +1,24 @@
+"""Start-up of ``lamina run``: the launcher without ``site`` (scripts/write_launcher.py)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_launcher_runs_lamina_without_site(tmp_path):
+    launcher = tmp_path / "lamina"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "write_launcher.py"), str(launcher)],
+                   check=True)
+    assert launcher.read_text().splitlines()[0] == f"#!{sys.executable} -S"
+    out = subprocess.run([str(launcher), "--version"], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "lamina 0.1.0")
+    # What pip's script finds, it finds: zstandard in site-packages, lamina's source.
+    paths = next(line for line in launcher.read_text().splitlines()
+                 if line.startswith("sys.path.extend"))
+    probe = subprocess.run([sys.executable, "-S", "-c", f"import sys\n{paths}\n"
+                            "import zstandard, lamina\nprint('site' in sys.modules)"],
+                           capture_output=True, text=True)
+    assert (probe.returncode, probe.stdout) == (0, "False\n"), probe.stderr
