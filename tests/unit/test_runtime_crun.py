@@ -97,3 +97,12 @@ def test_argv_uses_lamina_state_root_and_the_log_syntax_of_each_runtime():
     runc = Runtime(Path("/usr/sbin/runc"), workaround=False)
     assert runc.argv("create", log=Path("/l"))[1:5] == ["--root", "/run/lamina/runc",
                                                         "--log=/l", "--log-format=json"]
+
+
+def test_mount_points_are_unescaped_in_order():
+    from lamina.runtime.crun import mount_points
+
+    text = ("22 1 8:1 / / rw - ext4 /dev/vda rw\n"
+            "40 22 0:5 / /tmp/a\\040b\\134c\\011d rw - tmpfs tmpfs rw\n"
+            "41 40 0:6 / /tmp/café rw - tmpfs tmpfs rw\n")   # the kernel writes UTF-8 as it is
+    assert mount_points(text) == ["/", "/tmp/a b\\c\td", "/tmp/café"]

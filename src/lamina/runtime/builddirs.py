@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .crun import mount_points
 from .rootfs import unmount
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def remove_build_dir(path: Path) -> None:
     """Remove a build's directory, after unmounting anything left mounted below it (never
     walk into a mount: that would delete through it)."""
     with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f]
+        mounts = mount_points(f.read())
     for mount in sorted((m for m in mounts if m.startswith(f"{path}/")), reverse=True):
         unmount(Path(mount))
     if not any(os.path.ismount(m) for m in mounts if m.startswith(f"{path}/")):

@@ -45,6 +45,12 @@ def _unescape(field: str) -> str:
             .replace("\\134", "\\"))
 
 
+def mount_points(mountinfo: str) -> list[str]:
+    """Every mount point of /proc/self/mountinfo's text, in its order (a point mounted over
+    appears again)."""
+    return [_unescape(line.split()[4]) for line in mountinfo.splitlines() if line]
+
+
 def mount_types(mountinfo: str) -> dict[str, str]:
     """Mount point -> file system type of the topmost mount there, from /proc/self/mountinfo."""
     types: dict[str, str] = {}

@@ -92,7 +92,9 @@ def _clean(folder: Path) -> None:
 def _mounts_under(folder: Path) -> list[Path]:
     """The mount points at or below ``folder``, deepest first."""
     prefix = str(folder.resolve())
+    from ..runtime.crun import mount_points
+
     with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
+        points = mount_points(f.read())
     inside = [p for p in points if p == prefix or p.startswith(prefix + "/")]
     return [Path(p) for p in sorted(set(inside), key=len, reverse=True)]
