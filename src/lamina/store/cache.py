@@ -128,10 +128,11 @@ class BuildCache:
     def put(self, record: CacheRecord, *, snapshots: Iterable[str] = ()) -> None:
         """Keep ``record``; its layer blobs and ``snapshots`` become GC roots first.
 
-        Neither the root nor the record is fsynced: the blobs are durable already (content
-        commit), and after a power loss that keeps the record but not its root, a collection
-        may remove the blobs, which ``get`` then takes for a miss (a snapshot that went is
-        unpacked again from the blobs). The build's lease keeps everything until then."""
+        Neither the root nor the record is fsynced: a blob's bytes are fsynced before it gets
+        its name (content commit), so after a power loss a blob is whole or missing, and a
+        record whose blobs went missing, or were collected because its root was lost, is a
+        miss in ``get`` (a snapshot that went is unpacked again from the blobs). The build's
+        lease keeps everything until then."""
         hex_key = digest_hex(record.key)
         self.store.roots.put(ROOT_PREFIX + hex_key, Roots(
             blobs=frozenset(d.digest for d in record.layers), snapshots=frozenset(snapshots)),
