@@ -31,6 +31,6 @@ else
          "hypothesis fuzz tests with max_examples=$EXAMPLES instead"
 fi
 echo "== hypothesis: tests/unit/test_fuzz_*.py with max_examples=$EXAMPLES"
-LAMINA_FUZZ_EXAMPLES=$EXAMPLES $PY -m pytest -q -s -p no:cacheprovider tests/unit/test_fuzz_*.py \
+LAMINA_HYPOTHESIS=explore LAMINA_FUZZ_EXAMPLES=$EXAMPLES $PY -m pytest -q -s -p no:cacheprovider tests/unit/test_fuzz_*.py \
     || status=1
 exit $status

@@ -26,8 +26,9 @@ def root(tmp_path) -> Path:
 @pytest.fixture
 def lamina(root, tmp_path):
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        full = {**os.environ, "LAMINA_ROOT": str(root),
-                "DOCKER_CONFIG": str(tmp_path / "docker"), **env}
+        # A LAMINA_RUNTIME of the user's would change the runtime info reports: tests set it.
+        full = {**{k: v for k, v in os.environ.items() if k != "LAMINA_RUNTIME"},
+                "LAMINA_ROOT": str(root), "DOCKER_CONFIG": str(tmp_path / "docker"), **env}
         return subprocess.run([str(LAMINA), *args], capture_output=True, text=True, env=full,
                               timeout=60)
     return run

@@ -5,10 +5,12 @@ on the other side, and the ``lamina`` command as a user runs it."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -88,11 +90,22 @@ class Distribution:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
+            # Its /v2/ answering, not just a connect: another process may hold the port
+            # (then the registry exits, "address in use").
+            conn = (http.client.HTTPSConnection("127.0.0.1", self.port, timeout=1,
+                                                context=ssl._create_unverified_context())
+                    if tls else http.client.HTTPConnection("127.0.0.1", self.port, timeout=1))
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.05)
+                conn.request("GET", "/v2/")
+                if conn.getresponse().getheader("Docker-Distribution-Api-Version"):
+                    return self.process.poll() is None
+            except ssl.SSLError:   # a TLS server that wants a client certificate: it answered
+                return self.process.poll() is None
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.05)
         return False
 
     def stop(self) -> None:

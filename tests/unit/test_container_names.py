@@ -38,11 +38,16 @@ def test_only_one_of_many_concurrent_creates_gets_a_name(tmp_path):
     results = ctx.Queue()
     procs = [ctx.Process(target=_create_named, args=(str(tmp_path), "web", results))
              for _ in range(8)]
-    for p in procs:
-        p.start()
-    created = [results.get(timeout=30) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
+    try:
+        for p in procs:
+            p.start()
+        created = [results.get(timeout=30) for _ in procs]
+    finally:   # a create that hangs or dies must not outlive the test
+        for p in [p for p in procs if p.pid is not None]:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+                p.join()
     winners = [cid for cid in created if cid]
     assert len(winners) == 1
     assert ContainerStore(tmp_path).get("web").id == winners[0]

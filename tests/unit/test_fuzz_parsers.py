@@ -131,7 +131,10 @@ def _config_parse_gives_a_config_or_a_lamina_error(raw):
         assert str(err)
         return
     ImageConfig.parse(config.to_json())   # what it writes reads back
-    config.layer_history()
+    try:
+        config.layer_history()
+    except LaminaError as err:   # a history that does not fit the layers is refused clearly
+        assert str(err)
 
 
 DF_WORDS = ["FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "ONBUILD", "HEALTHCHECK", "CMD", "SHELL",

@@ -106,7 +106,8 @@ def test_a_reader_follows_the_writer_and_ends_only_at_the_commit(tmp_path):
     download = Download(tmp_path, spool)
     reader = spool.reader()
     result: list[bytes] = []
-    thread = threading.Thread(target=lambda: result.append(read_all(reader, 1000)))
+    thread = threading.Thread(target=lambda: result.append(read_all(reader, 1000)),
+                              daemon=True)   # a reader that never ends cannot hang the run
     thread.start()  # before a byte exists: it waits
     path = download.begin()
     for i in range(0, len(RANDOM), 300_000):
@@ -182,7 +183,7 @@ def test_a_failed_download_reaches_every_reader(tmp_path):
         except RuntimeError as err:
             errors.append(err)
 
-    thread = threading.Thread(target=wait_for_more)
+    thread = threading.Thread(target=wait_for_more, daemon=True)
     thread.start()
     spool.fail(failure)
     thread.join(30)
