@@ -38,9 +38,10 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError
+from ..store.locks import directory_lock
 from .errors import ContainerError
 from .options import RunOptions
 
@@ -205,12 +206,8 @@ class ContainerStore:
     def path(self, container_id: str) -> Path:
         return self.dir / container_id
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return directory_lock(self.dir)
 
     def _write(self, container: Container) -> None:
         target = self.path(container.id) / "state.json"

@@ -23,7 +23,6 @@ network (netteardown.teardown_network calls it).
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shlex
@@ -31,10 +30,11 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ..store.locks import directory_lock
 
 if TYPE_CHECKING:
     from lamina.runtime.network import NetworkConfig
@@ -76,7 +76,7 @@ def ensure(network: "NetworkConfig", *, marker_dir: Path = MARKER_DIR) -> None:
     stamp = _stamp(network)
     if _unchanged(stamp, marker):
         return
-    with _locked(marker_dir):
+    with directory_lock(marker_dir):
         if _unchanged(stamp, marker):   # another container did it meanwhile
             return
         tables = iptables_save()
@@ -93,7 +93,7 @@ def remove(network: "NetworkConfig", *, marker_dir: Path = MARKER_DIR) -> None:
 
     Rules are deleted one by one by their spec, never by flushing: Docker's and others' rules
     live in the same tables. Nothing to do when the rules are not there."""
-    with _locked(marker_dir):
+    with directory_lock(marker_dir):
         (marker_dir / f"{network.name}.rules").unlink(missing_ok=True)
         tables = iptables_save()
         batch = []
@@ -166,14 +166,6 @@ def _read(path: Path) -> str | None:
         return path.read_text()
     except FileNotFoundError:
         return None
-
-
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 # --- iptables-save and -restore ---------------------------------------------------------------

@@ -31,20 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import fcntl
 import ipaddress
 import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamina.errors import LaminaError
 from lamina.runtime import netns
+from lamina.store.locks import directory_lock
 
 if TYPE_CHECKING:   # `run --network none|host` imports this module; only bridge mode needs these
     from lamina.runtime.ports import PortMapping
@@ -166,7 +165,7 @@ def attach(container_id: str, *, mode: str = "bridge", ports: Iterable[PortMappi
     record: dict[str, Any] = {"attachment": None, "network": None, "plugins": [], "result": None}
     # Ports are chosen and written down under a lock, so that two containers started at once
     # cannot take the same one: portmap's DNAT does not bind it, so the kernel cannot tell.
-    with _records_lock(record_path.parent):
+    with directory_lock(record_path.parent):
         if record_path.exists():
             raise NetworkError(f"container {container_id} already has a network")
         if mode == "bridge":
@@ -341,14 +340,6 @@ def _write_record(path: Path, record: dict[str, Any]) -> None:
     partial = path.with_name(path.name + ".tmp")
     partial.write_text(json.dumps(record))
     os.replace(partial, path)
-
-
-@contextmanager
-def _records_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 # --- host ports -------------------------------------------------------------------------------

@@ -67,6 +67,19 @@ class FileLock:
             os.close(fd)
 
 
+@contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """Hold ``directory/.lock`` exclusively (the folder made when missing): one writer at a
+    time of the records in it, across processes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def lock_held_open(path: Path, *, directory: bool = False) -> int:
     """Open ``path`` and lock it exclusively for as long as the returned fd stays open.
 
