@@ -11,7 +11,7 @@ from lamina.runtime.network import NetworkConfig
 from tests.integration.test_netrules import (FOREIGN, in_private_netns, iptables,  # noqa: F401
                                              pytestmark, rules)
 
-NETMASK = NetworkConfig(name="lmt-m", bridge="lmtm0", subnet="10.91.252.0/255.255.255.0")
+NETMASK = NetworkConfig(name="lmt-m", bridge="lmtm0", subnet="10.91.253.0/255.255.255.0")
 
 
 def test_rules_printed_otherwise_are_added_once_and_removed(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_rules_printed_otherwise_are_added_once_and_removed(tmp_path: Path) -> N
 
     seen = in_private_netns(scenario)
     masquerade = [r for r in seen["up"] if "MASQUERADE" in r]
-    assert masquerade == ["nat -A LAMINA-POSTROUTING -s 10.91.252.0/24 -m comment --comment "
+    assert masquerade == ["nat -A LAMINA-POSTROUTING -s 10.91.253.0/24 -m comment --comment "
                           '"lamina network lmt-m" -j MASQUERADE'], seen["up"]
     ours = [r for r in seen["up"] if r != f"filter {FOREIGN}"]
     assert len(ours) == 9, ours     # 2 chains, 2 jumps, 5 rules: none twice

@@ -56,9 +56,15 @@ def in_netns(attachment: NetworkAttachment, *args: str) -> str:
 
 
 def free_subnet() -> str:
+    """A 10.91.N.0/24 no interface uses. Each xdist worker draws from its own share of N (two
+    workers must not pick the same one before either makes its bridge); 250-255 are the fixed
+    subnets of test_netrules*.py."""
     used = run("ip", "-4", "-o", "addr", "show")
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = [n for n in range(250) if n % workers == worker % workers]
     while True:
-        prefix = f"10.91.{random.randrange(256)}."
+        prefix = f"10.91.{random.choice(mine)}."
         if f" {prefix}" not in used:
             return f"{prefix}0/24"
 
