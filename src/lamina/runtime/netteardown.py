@@ -43,12 +43,13 @@ def teardown_network(network: NetworkConfig = DEFAULT_NETWORK) -> None:
     netrules.remove(network)
     for leftover in [*ipam.glob("last_reserved_ip.*"), ipam / "lock"]:
         leftover.unlink(missing_ok=True)
-    for directory in (ipam, IPAM_DIR, IPAM_DIR.parent):  # all made by host-local
-        try:
-            directory.rmdir()
-        except OSError:  # missing, or holds another network's state
-            pass
-    if IPAM_DIR.exists():
+    try:
+        ipam.rmdir()
+    except OSError:  # missing, or not empty
+        pass
+    # /var/lib/cni/networks itself stays: removing it could race with another process's
+    # host-local, which makes it and then its network's folder inside.
+    if IPAM_DIR.is_dir() and any(IPAM_DIR.iterdir()):
         return  # another network may still need the shared chains
     for tool, family in (("iptables", socket.AF_INET), ("ip6tables", socket.AF_INET6)):
         _remove_idle_chains(tool)
