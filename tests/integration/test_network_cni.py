@@ -18,8 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from lamina.runtime.network import (
     cleanup_stale, detach,
 )
 from lamina.runtime.ports import parse_publish, port_lines, publish_all
+from tests.e2e.test_run_helpers import free_port, http_get
 
 CNI_DIR = Path("/usr/lib/cni")
 pytestmark = pytest.mark.skipif(
@@ -69,12 +68,6 @@ def free_subnet() -> str:
             return f"{prefix}0/24"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rules_of(network: NetworkConfig) -> set[str]:
     """The iptables lines, without counters, of the containers of ``network``: those naming the
     network or its subnet, and the per-container chains they use. The network's own rules
@@ -107,18 +100,6 @@ def links() -> set[str]:
 def bridge_ports(network: NetworkConfig) -> set[str]:
     """The host ends of the veth pairs on the network's bridge."""
     return {p.name for p in Path(f"/sys/class/net/{network.bridge}/brif").glob("*")}
-
-
-def http_get(url: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:  # until the server in the namespace listens
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def plugin_dir(directory: Path, **stubs: str) -> Path:

@@ -291,6 +291,8 @@ def remove_container(ref: str, *, force: bool = False, volumes: bool = False,
 
 def prune_containers(*, store: "Store | None" = None) -> ContainerPruneReport:
     """``docker container prune``: remove every container that is not running."""
+    from ..runtime.volumes import disk_usage
+
     containers = _containers(store)
     removed, reclaimed = [], 0
     for container in containers.list():
@@ -300,24 +302,13 @@ def prune_containers(*, store: "Store | None" = None) -> ContainerPruneReport:
         if lock is None:        # being started right now
             continue
         try:
-            size = _disk_usage(containers.path(container.id))
+            size = disk_usage(containers.path(container.id))
             containers.delete(container)
         finally:
             os.close(lock)
         removed.append(container.id)
         reclaimed += size
     return ContainerPruneReport(tuple(removed), reclaimed)
-
-
-def _disk_usage(path: Path) -> int:
-    total = 0
-    for top, dirs, files in os.walk(path):
-        for name in files + dirs:
-            try:
-                total += os.lstat(os.path.join(top, name)).st_blocks * 512
-            except FileNotFoundError:
-                continue
-    return total
 
 
 # --- looking -----------------------------------------------------------------------------------
