@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from tests.helpers_build import make_context
+
 pytest_plugins = ["tests.conftest_build"]
 
 DOCKERFILE = """\
@@ -25,11 +27,7 @@ CMD ["sh", "-c", "echo $GREETING from $(cat /app/app.txt)"]
 
 
 def _context(tmp_path, text: str = "v1\n"):
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "Dockerfile").write_text(DOCKERFILE)
-    (ctx / "app.txt").write_text(text)
-    return ctx
+    return make_context(tmp_path / "ctx", DOCKERFILE, {"app.txt": text})
 
 
 def test_records_whose_roots_and_layers_are_gone_are_misses(tmp_path, store, build, lamina,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import UsageError
 
@@ -135,3 +135,16 @@ def register_group(sub: Any, reused: dict[str, tuple[str, list[str]]], run_attr:
         cmd = sub.add_parser(name, aliases=aliases, help=module.HELP, description=module.HELP)
         module.register(cmd)
         cmd.set_defaults(**{run_attr: module.run})
+
+
+def print_prune_report(title: str, lines: Iterable[str], reclaimed: int) -> None:
+    """A prune's output as Docker prints it: ``Deleted <title>:``, one line each, then the
+    space reclaimed."""
+    from .format import human_size
+
+    lines = list(lines)
+    if lines:
+        print(f"Deleted {title}:")
+        print(*lines, sep="\n")
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed, 4)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import confirm, register_group
+from .common import confirm, print_prune_report, register_group
 
 HELP = "Manage containers"
 
@@ -51,15 +51,9 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def run_prune(args: argparse.Namespace) -> int:
     from ..api import containers as api
-    from .format import human_size
 
     if not args.force and not confirm(PRUNE_WARNING, "container prune"):
         return 0
     report = api.prune_containers()
-    if report.removed:
-        print("Deleted Containers:")
-        for container_id in report.removed:
-            print(container_id)
-        print()
-    print(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")
+    print_prune_report("Containers", report.removed, report.reclaimed)
     return 0

@@ -114,16 +114,10 @@ def _rm(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     from ..api.volumes import prune_volumes
-    from .common import confirm
-    from .format import human_size
+    from .common import confirm, print_prune_report
 
     if not args.force and not confirm(PRUNE_WARNINGS[args.all], "volume prune"):
         return 0
     report = prune_volumes(all=args.all)
-    if report.removed:
-        print("Deleted Volumes:")
-        for name in report.removed:
-            print(name)
-        print()
-    print(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")
+    print_prune_report("Volumes", report.removed, report.reclaimed)
     return 0
