@@ -80,3 +80,16 @@ def test_bad_formats_are_usage_errors(fmt, message):
     with pytest.raises(UsageError) as info:
         Template(fmt).render(ROWS[0])
     assert message in str(info.value)
+
+
+def test_a_bare_table_format_is_the_commands_own_table():
+    from lamina.cli.template import render_rows
+
+    rows = [{"ID": "abc", "Name": "web"}]
+    default = "table {{.ID}}\t{{.Name}}"
+    headers = {"ID": "CONTAINER ID", "Name": "NAMES"}
+    own = render_rows(None, rows, default, headers)
+    assert "CONTAINER ID" in own and "web" in own
+    assert render_rows("table", rows, default, headers) == own
+    assert render_rows(" table ", rows, default, headers) == own
+    assert render_rows("{{.Name}}", rows, default, headers) == "web\n"

@@ -49,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_wasted(args)
     steps = api.history(args.image, store=open_store(args))
     rows = [_row(step, args.human, args.no_trunc) for step in steps]
-    fmt = "{{.ID}}" if args.quiet else (args.format if args.format not in (None, "", "table")
-                                        else TABLE)
+    fmt = "{{.ID}}" if args.quiet else args.format
     print(render_rows(fmt, rows, TABLE, HEADERS), end="")
     return 0
 

@@ -46,13 +46,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [_row(image, repository, tag, digest, args.no_trunc)
             for image in found
             for repository, tag, digest in _names(image, store, extra=not patterns)]
-    if args.quiet:
-        fmt = "{{.ID}}"
-    elif args.format in (None, "", "table"):
-        fmt = TABLE_DIGESTS if args.digests else TABLE
-    else:
-        fmt = args.format
-    print(render_rows(fmt, rows, TABLE, HEADERS), end="")
+    fmt = "{{.ID}}" if args.quiet else args.format
+    print(render_rows(fmt, rows, TABLE_DIGESTS if args.digests else TABLE, HEADERS), end="")
     return 0
 
 

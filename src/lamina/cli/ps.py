@@ -34,12 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from .template import render_rows
 
     rows = [row(c, args.no_trunc) for c in api.list_containers(all=args.all)]
-    if args.quiet:
-        fmt = "{{.ID}}"
-    elif args.format in (None, "", "table"):
-        fmt = TABLE
-    else:
-        fmt = args.format
+    fmt = "{{.ID}}" if args.quiet else args.format
     print(render_rows(fmt, rows, TABLE, HEADERS), end="")
     return 0
 

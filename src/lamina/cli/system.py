@@ -48,8 +48,8 @@ def _run_df(args: argparse.Namespace) -> int:
     from .template import render_rows
 
     usage = api.disk_usage(store=open_store(args))
-    fmt = args.format if args.format not in (None, "", "table") else DF_TABLE
-    print(render_rows(fmt, [_df_row(row) for row in usage.rows], DF_TABLE, DF_HEADERS), end="")
+    print(render_rows(args.format, [_df_row(row) for row in usage.rows], DF_TABLE, DF_HEADERS),
+          end="")
     return 0
 
 

@@ -117,9 +117,10 @@ def render_rows(fmt: str | None, rows: Sequence[Mapping[str, Any]], default: str
                 headers: Mapping[str, str]) -> str:
     """Print ``rows`` the way ``docker <cmd> --format`` does.
 
-    ``default`` is the command's own table format; ``headers`` names each field's column title.
+    ``default`` is the command's own table format, used when ``fmt`` is empty or a bare
+    ``table``; ``headers`` names each field's column title.
     """
-    fmt = fmt if fmt else default
+    fmt = fmt if fmt and fmt.strip() != "table" else default
     if fmt.strip() == "json":
         return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
     if fmt.startswith("table"):

@@ -87,12 +87,7 @@ def _ls(args: argparse.Namespace) -> int:
     from ..api.volumes import list_volumes
     from .template import render_rows
 
-    if args.quiet:
-        fmt = "{{.Name}}"
-    elif args.format in (None, "", "table"):
-        fmt = TABLE
-    else:
-        fmt = args.format
+    fmt = "{{.Name}}" if args.quiet else args.format
     print(render_rows(fmt, [row(v) for v in list_volumes()], TABLE, HEADERS), end="")
     return 0
 
