@@ -174,20 +174,17 @@ class _Fetcher:
         from ..image.archive import DECOMPRESSION_ERRORS   # OSError, EOFError, zlib, zstd
 
         source = self._sources[desc.digest]
-        transport = self._repository.registry.transport
-        for attempt in range(transport.attempts):
-            try:
-                with self._repository.open_blob(source.digest) as response:
-                    stream: BinaryIO = _Limited(response, source.size)  # type: ignore
-                    if source.digest != desc.digest:
-                        stream = _decompressed(stream, source.media_type)
-                    self._store.content.put_stream(_Limited(stream, desc.size),  # type: ignore
-                                                   desc.digest, desc.size)
-                return
-            except (TransferError, ContentError, *DECOMPRESSION_ERRORS):
-                if attempt == transport.attempts - 1:
-                    raise
-                time.sleep(transport.backoff * 2 ** attempt)
+
+        def fetch() -> None:
+            with self._repository.open_blob(source.digest) as response:
+                stream: BinaryIO = _Limited(response, source.size)  # type: ignore
+                if source.digest != desc.digest:
+                    stream = _decompressed(stream, source.media_type)
+                self._store.content.put_stream(_Limited(stream, desc.size),  # type: ignore
+                                               desc.digest, desc.size)
+
+        self._repository.registry.transport.retry(
+            fetch, (TransferError, ContentError, *DECOMPRESSION_ERRORS))
 
 
 def _decompressed(stream: BinaryIO, media_type: str) -> BinaryIO:

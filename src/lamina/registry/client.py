@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import BinaryIO, Callable, Mapping
 
 from ..image.digest import sha256_digest
@@ -155,15 +154,8 @@ class Repository:
         """The raw manifest or index at a tag or digest, and its media type if the registry
         said (quirks.manifest_media_type); a digest is checked against the bytes. A download
         cut short or damaged is tried again, a few times."""
-        transport = self.registry.transport
-        for attempt in range(transport.attempts):
-            try:
-                return self._get_manifest(reference)
-            except TransferError:
-                if attempt == transport.attempts - 1:
-                    raise
-                time.sleep(transport.backoff * 2 ** attempt)
-        raise AssertionError("unreachable")
+        return self.registry.transport.retry(lambda: self._get_manifest(reference),
+                                             (TransferError,))
 
     def _get_manifest(self, reference: str) -> tuple[bytes, str | None]:
         what = f"manifest {self}{'@' if ':' in reference else ':'}{reference}"

@@ -65,18 +65,12 @@ class RegistryImage(ImageBase):
         """The config, checked against its digest; a download cut short or damaged is tried
         again, a few times."""
         transport = self.repository.registry.transport
-        for attempt in range(transport.attempts):
-            try:
-                return super().config_bytes()
-            except (TransferError, ImageError) as err:
-                if attempt == transport.attempts - 1:
-                    raise TransferError(
-                        f"config {self.manifest().config.digest} of {self.repository}: "
-                        f"{err.message} ({transport.attempts} attempts)",
-                        hint="the registry or the network damages downloads: try again "
-                             "later") from None
-                time.sleep(transport.backoff * 2 ** attempt)
-        raise AssertionError("unreachable")
+        return transport.retry(
+            super().config_bytes, (TransferError, ImageError),
+            lambda err: TransferError(
+                f"config {self.manifest().config.digest} of {self.repository}: "
+                f"{err.message} ({transport.attempts} attempts)",
+                hint="the registry or the network damages downloads: try again later"))
 
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         if self._local is not None and self._local.has(desc.digest):

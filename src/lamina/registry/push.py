@@ -18,7 +18,6 @@ pushed is recorded as a RepoDigest of the local image (repodigests.py).
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -170,18 +169,13 @@ class BlobPusher:
                 report(desc, f"Mounted from {source}")
                 return desc
             break
-        transport = repository.registry.transport
-        for attempt in range(transport.attempts):
-            try:
-                self._upload(desc, session, report)
-                report(desc, "Pushed", desc.size)
-                return desc
-            except _RETRYABLE:
-                if attempt == transport.attempts - 1:
-                    raise
-                session = None  # a failed session is not trusted: start a new one
-                time.sleep(transport.backoff * 2 ** attempt)
-        raise AssertionError("unreachable")
+        # the first attempt may continue the mount's session; a failed session is not
+        # trusted, so each later attempt starts a new one
+        sessions = iter([session])
+        repository.registry.transport.retry(
+            lambda: self._upload(desc, next(sessions, None), report), _RETRYABLE)
+        report(desc, "Pushed", desc.size)
+        return desc
 
     def _upload(self, desc: Descriptor, session: str | None, report) -> None:
         minimum = 0

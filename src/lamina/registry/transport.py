@@ -19,12 +19,14 @@ import socket
 import ssl
 import threading
 import time
-from typing import BinaryIO, Callable, Mapping
+from typing import Any, BinaryIO, Callable, Mapping, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from . import quirks
 from .config import RegistryConfig, split_host
 from .errors import RegistryError, TransferError, UnavailableError
+
+T = TypeVar("T")
 
 Body = bytes | Callable[[], BinaryIO] | None
 IO_BLOCK = 1024 * 1024  # send and receive in 1 MiB blocks (http.client's default is 8 KiB)
@@ -138,6 +140,22 @@ class Transport:
                 return response  # the caller reports it: waiting that long is not a retry
             response.close()
             time.sleep(wait if wait is not None else self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def retry(self, attempt: Callable[[], T], retryable: tuple[type[BaseException], ...],
+              give_up: Callable[[Any], BaseException] | None = None) -> T:
+        """``attempt()``, called again after a backoff while it raises one of ``retryable``,
+        up to ``attempts`` times; the last error is raised (as ``give_up(err)`` when given).
+        For work above one request: a download checked against its digest, say."""
+        for n in range(self.attempts):
+            try:
+                return attempt()
+            except retryable as err:
+                if n == self.attempts - 1:
+                    if give_up is None:
+                        raise
+                    raise give_up(err) from None
+                time.sleep(self.backoff * 2 ** n)
         raise AssertionError("unreachable")
 
     def _follow(self, method: str, url: str, headers: dict[str, str], body: Body,
