@@ -287,26 +287,33 @@ class _ImageWalk:
 
         self.layers += 1
         try:
-            with self.store.content.open_blob(layer.digest) as blob:
-                found = detect_compression(blob.read(4))
             wanted = mt.layer_compression(layer.media_type)
         except mt.MediaTypeError:
             return None  # the schema check names the media type
+        try:
+            blob = self.store.content.open_blob(layer.digest)
         except OSError as err:
             self.bad(label, f"its layer {layer.digest} cannot be read: {err.strerror or err}")
             return None
-        if found != wanted:
-            self.bad(label, f"its layer {layer.digest} is {found or 'uncompressed'}, but its "
-                            f"media type {layer.media_type} says "
-                            f"{wanted or 'uncompressed'}")
-        try:
-            with self.store.content.open_blob(layer.digest) as blob:
+        with blob:   # one open: the magic bytes, then the whole stream
+            try:
+                found = detect_compression(blob.read(4))
+                blob.seek(0)
+            except OSError as err:
+                self.bad(label, f"its layer {layer.digest} cannot be read: "
+                                f"{err.strerror or err}")
+                return None
+            if found != wanted:
+                self.bad(label, f"its layer {layer.digest} is {found or 'uncompressed'}, but "
+                                f"its media type {layer.media_type} says "
+                                f"{wanted or 'uncompressed'}")
+            try:
                 tar = DigestReader(open_decompressed(blob))
                 while tar.read(1 << 20):
                     pass
-        except Exception as err:  # gzip, zstd and the file system each raise their own kind
-            self.bad(label, f"its layer {layer.digest} does not decompress: {err}")
-            return None
+            except Exception as err:  # gzip, zstd and the file system each raise their own
+                self.bad(label, f"its layer {layer.digest} does not decompress: {err}")
+                return None
         return tar.digest
 
     def _present(self, desc: Descriptor, what: str, label: str) -> bool:
