@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..image import mediatypes as mt
 from ..image.config import ContainerConfig, History, ImageConfig, RootFS
 from ..image.descriptor import Descriptor
-from ..image.digest import chain_ids
+from ..image.digest import chain_ids, sha256_digest
 from ..image.manifest import Manifest, build_manifest
 from ..image.platform import host_platform
 
@@ -118,7 +118,7 @@ def make_image(store: "Store | str | os.PathLike[str] | None", steps: Sequence[S
         if step.files is None:
             continue
         tar = layer_tar(step.files)
-        diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+        diff_ids.append(sha256_digest(tar))
         sizes.append(len(tar))
         blob = store.content.put_bytes(gzip.compress(tar, mtime=0))
         descs.append(Descriptor(mt.OCI_LAYER_GZIP, blob.digest, blob.size))
