@@ -268,6 +268,8 @@ def remove_mount_points(upper: Path, lowers: Sequence[Path], targets: Sequence[s
     its parents, while they are empty and either new or a plain copy of the lower directory
     (same mode and owner: copied up only to hold the mount point).
     """
+    from ..layer.whiteout import is_opaque, stat_in_layers
+
     for target in targets:
         rel = target.strip("/")
         while rel:
@@ -276,9 +278,9 @@ def remove_mount_points(upper: Path, lowers: Sequence[Path], targets: Sequence[s
                 st = os.lstat(path)
             except (FileNotFoundError, NotADirectoryError):
                 break
-            below = _lower_stat(lowers, rel)
+            below = stat_in_layers(lowers, rel)   # None: nothing there, or hidden
             if stat.S_ISDIR(st.st_mode):
-                if os.listdir(path) or _is_opaque(path):
+                if os.listdir(path) or is_opaque(str(path)):
                     break
                 if below is not None and (not stat.S_ISDIR(below.st_mode) or (
                         below.st_mode, below.st_uid, below.st_gid) !=
@@ -290,23 +292,3 @@ def remove_mount_points(upper: Path, lowers: Sequence[Path], targets: Sequence[s
             else:
                 break
             rel = rel.rpartition("/")[0]
-
-
-def _lower_stat(lowers: Sequence[Path], rel: str) -> os.stat_result | None:
-    """What the lower layers have at ``rel`` (the topmost one that has it); None if nothing
-    or a deletion."""
-    from ..layer.whiteout import is_whiteout
-
-    for lower in lowers:
-        try:
-            st = os.lstat(lower / rel)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        return None if is_whiteout(st) else st
-    return None
-
-
-def _is_opaque(path: Path) -> bool:
-    from ..layer.whiteout import is_opaque
-
-    return is_opaque(str(path))

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import stat
 import tempfile
-from pathlib import Path
 from typing import BinaryIO
 
 from ..image import mediatypes as mt
@@ -43,8 +40,10 @@ def squash_state(ctx: StepContext, state: ImageState, base_layers: int,
         layers = [_seekable(ctx, stack, desc) for desc in state.layers[base_layers:]]
         with ctx.store.content.ingest() as blob:
             from ..layer.squash import squash_layers
+            from ..layer.whiteout import stat_in_layers
 
-            squash_layers(layers, blob, base_has=lambda path: _shows(lowers, path))
+            squash_layers(layers, blob,
+                          base_has=lambda path: stat_in_layers(lowers, path) is not None)
             digest, size = blob.digest, blob.size
             ctx.lease.add(blobs=[digest])
             blob.commit(digest, size)
@@ -88,28 +87,3 @@ def _seekable(ctx: StepContext, stack: contextlib.ExitStack, desc: Descriptor) -
     while chunk := stream.read(1 << 20):
         copy.write(chunk)
     return copy
-
-
-def _shows(lowers: list[Path], rel: str) -> bool:
-    """Whether the stacked snapshot dirs (topmost first, overlay form) show ``rel``."""
-    from ..layer.whiteout import is_opaque, is_whiteout
-
-    parts = rel.split("/")
-    for lower in lowers:
-        opaque = False   # a parent in this layer hides what the layers below hold
-        for depth in range(1, len(parts) + 1):
-            path = lower.joinpath(*parts[:depth])
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                break
-            if is_whiteout(st):
-                return False
-            if depth == len(parts):
-                return True
-            if not stat.S_ISDIR(st.st_mode):
-                return False
-            opaque = opaque or is_opaque(str(path))
-        if opaque:
-            return False
-    return False

@@ -384,23 +384,10 @@ def _dir_in_lowers(lowers: list[Path], rel: str) -> bool:
     """Whether the layers (topmost first) surely show ``rel`` as a directory: the topmost
     layer holding it has it as a real directory, and no layer above it hides it or has one
     of its parents as something else (a symlink, a deletion, an opaque directory)."""
-    from ..layer.whiteout import is_opaque, is_whiteout
+    from ..layer.whiteout import stat_in_layers
 
-    parts = rel.split("/")
-    for lower in lowers:
-        for depth in range(1, len(parts) + 1):
-            path = lower.joinpath(*parts[:depth])
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                break
-            if is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
-                return False
-            if depth == len(parts):
-                return True
-            if is_opaque(str(path)):
-                return False
-    return False
+    st = stat_in_layers(lowers, rel)
+    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
 # --------------------------------------------------------------------------- COPY and ADD
@@ -619,8 +606,8 @@ def _owner(ctx: StepContext, stack: contextlib.ExitStack, chown: str,
 
     def read(path: str) -> str | None:
         try:
-            return resolve_in_root(root, path).read_text()
-        except (FileNotFoundError, NotADirectoryError):
+            return resolve_in_root(root, path).read_text(errors="replace")   # as users._read
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
     try:
         return resolve_owner(chown, read("/etc/passwd"), read("/etc/group"))

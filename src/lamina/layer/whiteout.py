@@ -14,10 +14,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
+from typing import Sequence
 
 __all__ = [
     "AUFS_META_PREFIX", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_PREFIX",
     "is_opaque", "is_private_xattr", "is_whiteout", "make_whiteout", "mark_opaque",
+    "stat_in_layers",
 ]
 
 WHITEOUT_PREFIX = ".wh."
@@ -60,3 +63,28 @@ def make_whiteout(dir_fd: int, name: str) -> None:
 def mark_opaque(dir_fd: int) -> None:
     """Hide every lower layer's children of the directory open as ``dir_fd``."""
     os.setxattr(dir_fd, OPAQUE_XATTR, b"y")
+
+
+def stat_in_layers(layers: Sequence[Path], rel: str) -> os.stat_result | None:
+    """What stacked snapshot dirs (topmost first, overlay form) show at ``rel`` (relative,
+    '/'-separated): the lstat of the topmost layer's entry, or None when no layer has it or a
+    layer above hides it (a whiteout, a parent that is not a directory, an opaque parent)."""
+    parts = rel.split("/")
+    for layer in layers:
+        opaque = False   # a parent in this layer hides what the layers below hold
+        for depth in range(1, len(parts) + 1):
+            path = layer.joinpath(*parts[:depth])
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if is_whiteout(st):
+                return None
+            if depth == len(parts):
+                return st
+            if not stat.S_ISDIR(st.st_mode):
+                return None
+            opaque = opaque or is_opaque(str(path))
+        if opaque:
+            return None
+    return None
