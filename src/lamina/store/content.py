@@ -22,7 +22,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import LaminaError
 from ..image.digest import ALGORITHM, digest_hex, validate_digest
-from .locks import FileLock, fsync_dir, is_abandoned, lock_held_open
+from .locks import FileLock, create_held_open, fsync_dir, is_abandoned
 
 CHUNK = 1024 * 1024
 
@@ -153,10 +153,7 @@ class IngestWriter:
         self.temp_path = store.ingest_dir / os.urandom(16).hex()
         # Create and lock under the store lock: recovery never sees an unlocked live file.
         with store._lock.shared():
-            fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                         0o644)
-            os.close(fd)
-            self._lock_fd = lock_held_open(self.temp_path)
+            self._lock_fd = create_held_open(self.temp_path, 0o644)
         self._out: BinaryIO | None = open(self.temp_path, "wb")
         self._closed = False
 

@@ -95,6 +95,13 @@ def lock_held_open(path: Path, *, directory: bool = False) -> int:
     return fd
 
 
+def create_held_open(path: Path, mode: int = 0o600) -> int:
+    """Create ``path`` (it must not exist yet) and hold it as ``lock_held_open`` does. Call
+    with the store lock held shared, so recovery never sees the new file unlocked."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode))
+    return lock_held_open(path)
+
+
 def is_abandoned(path: Path) -> bool:
     """True when nobody holds the lock on ``path`` (its writer finished or died).
 

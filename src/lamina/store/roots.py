@@ -19,7 +19,7 @@ from typing import Iterable
 
 from ..errors import LaminaError
 from ..image.digest import canonical_json, validate_digest
-from .locks import FileLock, atomic_write, is_abandoned, lock_held_open
+from .locks import FileLock, atomic_write, create_held_open, is_abandoned
 
 _ROOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -137,8 +137,7 @@ class Lease:
         self._lock_file = registry.leases_dir / f"{name}.lock"
         # Create and lock under the store lock, so recovery never takes it for abandoned.
         with registry._lock.shared():
-            os.close(os.open(self._lock_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            self._lock_fd = lock_held_open(self._lock_file)
+            self._lock_fd = create_held_open(self._lock_file)
 
     def add(self, *, images: Iterable[str] = (), blobs: Iterable[str] = (),
             snapshots: Iterable[str] = ()) -> None:
