@@ -272,6 +272,7 @@ class _Builder:
         self._ran: dict[str, tuple[str, str]] = {}
         self._bases: dict[str, str] = {}    # a stage's starting key -> how to name the base
         self.stage_keys: dict[int, list[str]] = {}         # the keys of each stage's steps
+        self._records: dict[str, CacheRecord] = {}   # each step's record, for export_cache
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._cancelled = threading.Event()
@@ -413,9 +414,11 @@ class _Builder:
                     extra: dict = {"step": shown}   # to name it when a later build misses
                     if prepared.files:
                         extra["files"] = dict(prepared.files)
-                    self.cache.put(CacheRecord(
+                    made = CacheRecord(
                         key, prepared.key.parts(), new.config.to_json(), new.layers,
-                        chain[-1] if chain else None, extra), snapshots=chain[-1:])
+                        chain[-1] if chain else None, extra)
+                    self.cache.put(made, snapshots=chain[-1:])
+                self._records[key] = record if record is not None else made
         except (LaminaError, OSError) as err:
             if isinstance(err, OSError):   # a file the step reads or writes: say which
                 err = StepFailed(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
@@ -614,10 +617,7 @@ class _Builder:
                 index = self.plan.stage(index).base_stage
         records = []
         for index in sorted(stages):
-            for key in self.stage_keys.get(index, ()):
-                record = self.cache.get(key)
-                if record is not None:
-                    records.append(record)
+            records += [self._records[key] for key in self.stage_keys.get(index, ())]
         if not isinstance(dest, Path):   # a RegistryCache
             from .registrycache import export_registry_cache
 
