@@ -79,6 +79,15 @@ def test_owner_and_mode(build, ctx, image_files):
         build(ctx, "FROM busybox\nCOPY --chown=ghost a.txt /\n")
 
 
+def test_chown_names_are_found_in_a_passwd_file_that_is_not_utf8(build, ctx, image_files):
+    (ctx / "passwd").write_bytes(b"root:x:0:0:root:/root:/bin/sh\n"
+                                 b"app:x:1000:10:Jos\xe9:/home/app:/bin/sh\n")
+    (ctx / "group").write_bytes(b"root:x:0:\nwheel:x:10:\n")
+    files = files_of(image_files, build, ctx,
+                     "COPY passwd group /etc/\nCOPY --chown=app:wheel a.txt /owned/\n")
+    assert files["owned/a.txt"][2:4] == (1000, 10)
+
+
 def test_dockerignore_decides_what_copy_sees_and_the_cache_key(build, ctx, image_files):
     (ctx / ".dockerignore").write_text("*.md\nsrc/lib\n")
     first = build(ctx, "FROM busybox\nCOPY . /app/\n", tags=["t"])

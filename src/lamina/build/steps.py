@@ -596,21 +596,16 @@ def _copy_history(inst: ins.Copy | ins.Add) -> str:
 def _owner(ctx: StepContext, stack: contextlib.ExitStack, chown: str,
            lowers: list[Path]) -> tuple[int, int]:
     """``--chown``, names looked up in the image being built."""
-    from ..runtime.rootfs import resolve_in_root
+    from ..runtime.users import read_in_root
     from .copy import resolve_owner
 
     user, _, group = chown.partition(":")
     if user.isdigit() and (not group or group.isdigit()):
         return resolve_owner(chown, None, None)
     root = _view(ctx, stack, lowers)
-
-    def read(path: str) -> str | None:
-        try:
-            return resolve_in_root(root, path).read_text(errors="replace")   # as users._read
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
     try:
-        return resolve_owner(chown, read("/etc/passwd"), read("/etc/group"))
+        return resolve_owner(chown, read_in_root(root, "/etc/passwd"),
+                             read_in_root(root, "/etc/group"))
     except LaminaError as err:
         raise StepFailed(err.message, hint=err.hint) from None
 

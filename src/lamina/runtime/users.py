@@ -115,7 +115,9 @@ def lookup_user(spec: str | None, passwd: str | None, group: str | None) -> Exec
     return ExecUser(uid, gid, extra, home)
 
 
-def _read(root: Path, path: str) -> str | None:
+def read_in_root(root: Path, path: str) -> str | None:
+    """The text of ``path`` resolved inside ``root`` (undecodable bytes replaced); None when
+    there is no such file."""
     try:
         return resolve_in_root(root, path).read_text(errors="replace")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -124,4 +126,5 @@ def _read(root: Path, path: str) -> str | None:
 
 def resolve_user(root: Path, spec: str | None) -> ExecUser:
     """Look `spec` up in the passwd and group files of the root file system at `root`."""
-    return lookup_user(spec, _read(root, "/etc/passwd"), _read(root, "/etc/group"))
+    return lookup_user(spec, read_in_root(root, "/etc/passwd"),
+                       read_in_root(root, "/etc/group"))
