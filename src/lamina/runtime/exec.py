@@ -33,6 +33,7 @@ import tty as ttymod
 from pathlib import Path
 from typing import Sequence
 
+from . import cgroupwarm
 from .crun import Runtime, log_messages, start_error
 from .errors import ContainerError
 from .process import terminal_size
@@ -46,6 +47,7 @@ def exec_in_container(cdir: Path, container_id: str, argv: Sequence[str], *,
                       detach: bool = False) -> int:
     """Run ``argv`` in the running container whose directory is ``cdir``; its exit status
     (0 at once with ``detach``)."""
+    cgroupwarm.start()      # the runtime joins the container's cgroups: see there
     if not argv:
         raise ContainerError("no command given to exec")
     if workdir is not None and not workdir.startswith("/"):

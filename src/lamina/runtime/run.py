@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from . import seccomp
+from . import cgroupwarm, seccomp
 from .command import resolve_command
 from .crun import Runtime, remove_cgroup_parents
 from .errors import ContainerError
@@ -63,6 +63,7 @@ def run_container(*, state_dir: Path, lowers: Sequence[Path], image_config: Mapp
     Raises ContainerError (exit code 125, 126 or 127) when the container cannot be set up or
     its command cannot run.
     """
+    cgroupwarm.start()      # the runtime's first cgroup write stalls unless warmed ahead
     argv = resolve_command(image_config, entrypoint=options.entrypoint, command=options.command)
     workdir = options.workdir or image_config.get("WorkingDir") or "/"
     if not workdir.startswith("/"):
