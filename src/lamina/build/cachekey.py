@@ -9,11 +9,11 @@ record, so that a miss can be explained against the records made on the same par
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..image.digest import Sha256, sha256_digest
 from ..store.cache import CacheRecord
 
 
@@ -47,7 +47,7 @@ def base_key(source: str, platform: str) -> str:
 
 def files_digest(entries: Mapping[str, str]) -> str:
     """One digest over the files a step reads: each path with its content/metadata digest."""
-    h = hashlib.sha256()
+    h = Sha256()
     for path in sorted(entries):
         h.update(f"{path}\0{entries[path]}\n".encode("utf-8", "surrogateescape"))
     return f"sha256:{h.hexdigest()}"
@@ -129,4 +129,4 @@ def _files_changed(new: Mapping[str, str], old: Mapping[str, str]) -> str:
 
 def _digest(obj: Any) -> str:
     raw = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+    return sha256_digest(raw.encode("utf-8", "surrogateescape"))

@@ -14,7 +14,6 @@ not read an unchanged context again.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import os
 import stat
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from lamina.dockerfile.ignore import Pattern, PatternMatcher, go_clean, read_ignore
 from lamina.errors import IgnoreFileError, LaminaError, UsageError
+from lamina.image.digest import BULK, bulk_sha256, sha256_hex
 
 __all__ = ["BuildContext", "DirectoryTree", "Entry", "SourceNotFoundError", "clean_source",
            "contains_wildcards", "ignore_file_for", "list_context", "load_ignore",
@@ -313,8 +313,9 @@ class BuildContext(DirectoryTree):
     def _hash_all(self, files: list[tuple[str, os.stat_result]]) -> list[str]:
         root = str(self.root)
         jobs = [(os.path.join(root, rel), st.st_size) for rel, st in files]
-        if sum(size for _, size in jobs) < _PARALLEL_BYTES:
-            results = [_sha256_file(*job) for job in jobs]
+        total = sum(size for _, size in jobs)
+        if total < _PARALLEL_BYTES:
+            results = [_sha256_file(*job, total > BULK) for job in jobs]
         else:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -323,7 +324,7 @@ class BuildContext(DirectoryTree):
             batches = [jobs[i:i + 256] for i in range(0, len(jobs), 256)]
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                 results = [digest for batch in pool.map(
-                    lambda batch: [_sha256_file(*job) for job in batch], batches)
+                    lambda batch: [_sha256_file(*job, True) for job in batch], batches)
                     for digest in batch]
         now = time.time_ns()
         for (rel, st), content in zip(files, results):
@@ -344,12 +345,14 @@ def _stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _sha256_file(path: str, size: int) -> str:
+def _sha256_file(path: str, size: int, bulk: bool) -> str:
+    """``bulk``: one of many bytes to hash, by OpenSSL's SHA-256 (see image.digest)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         if size < _CHUNK:   # most files: one read of the size lstat gave (and any growth)
-            return hashlib.sha256(os.read(fd, size + 1)).hexdigest()
-        h = hashlib.sha256()
+            data = os.read(fd, size + 1)
+            return bulk_sha256(data).hexdigest() if bulk else sha256_hex(data)
+        h = bulk_sha256()
         while data := os.read(fd, _CHUNK):
             h.update(data)
         return h.hexdigest()
@@ -359,7 +362,7 @@ def _sha256_file(path: str, size: int) -> str:
 
 def remembered_name(context_dir: Path) -> str:
     """The name the file hashes of a context folder are kept under in the build cache."""
-    return hashlib.sha256(os.fsencode(os.path.abspath(context_dir))).hexdigest()[:32]
+    return sha256_hex(os.fsencode(os.path.abspath(context_dir)))[:32]
 
 
 @dataclass(frozen=True)

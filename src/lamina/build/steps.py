@@ -44,7 +44,7 @@ from ..errors import LaminaError
 from ..image import mediatypes as mt
 from ..image.config import ContainerConfig, History, ImageConfig
 from ..image.descriptor import Descriptor
-from ..image.digest import chain_ids
+from ..image.digest import Sha256, chain_ids, sha256_hex
 from ..image.mutate import DEFAULT_SHELL, append_layer, assemble
 from ..image.source import ImageBase
 from ..store.root import Store
@@ -285,9 +285,7 @@ def _absolute(target: str | None, state: ImageState) -> str:
 
 
 def _cache_mount_dir(ctx: StepContext, cache_id: str, m: ins.Mount) -> Path:
-    import hashlib
-
-    name = hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+    name = sha256_hex(cache_id.encode())[:32]
     directory = ctx.store.root / "buildcache" / "mounts" / name
     if not directory.is_dir():
         directory.mkdir(parents=True, exist_ok=True)
@@ -552,14 +550,13 @@ def _download(url: str, path: Path, checksum: str | None):
     """ADD's download, and its digest: the file is named after the URL's last path part,
     mode 0600, its time from Last-Modified."""
     import email.utils
-    import hashlib
     import urllib.parse
     import urllib.request
 
     from .copy import InlineSource
 
     name = posixpath.basename(urllib.parse.urlsplit(url).path) or "__unnamed__"
-    h = hashlib.sha256()
+    h = Sha256()
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
             while chunk := response.read(1 << 20):

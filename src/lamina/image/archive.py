@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import json
 import lzma
@@ -39,7 +38,7 @@ from ..errors import LaminaError
 from . import mediatypes as mt
 from .config import ConfigError, ImageConfig
 from .descriptor import Descriptor
-from .digest import canonical_json, digest_hex, sha256_digest
+from .digest import Sha256, canonical_json, digest_hex, sha256_digest
 from .manifest import Index, Manifest, ManifestError, build_index, build_manifest, parse_manifest
 from .platform import host_platform
 from .reference import ImageReference, ReferenceError, parse_normalized
@@ -409,7 +408,7 @@ class _HashingReader:
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._hash = hashlib.sha256()
+        self._hash = Sha256()
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)

@@ -7,7 +7,6 @@ gives the same bytes and so the same digest.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any, Iterable
@@ -28,9 +27,68 @@ class DigestError(LaminaError):
         self.digest = digest
 
 
+# Two SHA-256 implementations: Python's own (_sha256) loads in 0.3 ms, OpenSSL's (hashlib) in
+# 2.5 ms but hashes large data 3.5x faster and without the GIL. Most commands hash only records
+# and keys, so they start with Python's, and move to OpenSSL's past BULK bytes.
+BULK = 1 << 20
+try:
+    from _sha256 import sha256 as _small_sha256
+except ImportError:     # a Python built without it: OpenSSL's for all
+    _small_sha256 = None
+
+
+def bulk_sha256(data: bytes = b""):
+    """OpenSSL's SHA-256 hasher, for data known to be large."""
+    import hashlib
+    return hashlib.sha256(data)
+
+
+def sha256_hex(data: bytes) -> str:
+    """The hex SHA-256 of ``data``, with the implementation that suits its size."""
+    if _small_sha256 is not None and len(data) <= BULK:
+        return _small_sha256(data).hexdigest()
+    return bulk_sha256(data).hexdigest()
+
+
+class Sha256:
+    """A SHA-256 hasher (``update``, ``hexdigest``, ``digest``) for data of any size: up to
+    BULK bytes are kept and hashed by Python's implementation at the end; more moves the
+    whole to OpenSSL's as it comes."""
+
+    __slots__ = ("_chunks", "_size", "_openssl")
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._openssl = None if _small_sha256 is not None else bulk_sha256()
+        if data:
+            self.update(data)
+
+    def update(self, data) -> None:
+        if self._openssl is None and self._size + len(data) > BULK:
+            self._openssl = bulk_sha256(b"".join(self._chunks))
+            self._chunks = []
+        if self._openssl is not None:
+            self._openssl.update(data)
+            return
+        self._chunks.append(bytes(data))    # a copy: callers may reuse their buffer
+        self._size += len(data)
+
+    def _final(self):
+        if self._openssl is not None:
+            return self._openssl
+        return _small_sha256(b"".join(self._chunks))
+
+    def hexdigest(self) -> str:
+        return self._final().hexdigest()
+
+    def digest(self) -> bytes:
+        return self._final().digest()
+
+
 def sha256_digest(data: bytes) -> str:
     """The digest of ``data``: ``sha256:<64 lowercase hex>``."""
-    return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
+    return f"{ALGORITHM}:{sha256_hex(data)}"
 
 
 def validate_digest(digest: str) -> str:

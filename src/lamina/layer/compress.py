@@ -10,12 +10,13 @@ gzip output is deterministic for a given zlib: the header has mtime 0 and no fil
 """
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
+
+from ..image.digest import Sha256
 
 try:  # ISA-L inflates the same deflate streams 1.5-3x faster than zlib; zlib if it is absent
     from isal import isal_zlib as _inflate
@@ -67,7 +68,7 @@ class LayerBlobWriter:
     """Write uncompressed tar bytes in; the compressed blob goes to ``sink`` as it is made.
 
     Hashing, compressing and writing to the sink run on a worker thread behind a bounded queue
-    (zlib, zstd and hashlib release the GIL), so the tar walk and the compression overlap.
+    (zlib, zstd and OpenSSL's SHA-256 release the GIL), so the tar walk and the compression overlap.
     Use it as a context manager, or call ``close()``: it waits for the worker, finishes the
     stream and returns the ``BlobInfo`` (also kept as ``.info``). Leave the sink alone until
     then; it is not closed: its owner decides (the store checks the digest, then renames).
@@ -77,7 +78,7 @@ class LayerBlobWriter:
                  level: int | None = None) -> None:
         self._sink = sink
         self._compression = compression
-        self._diff = hashlib.sha256()
+        self._diff = Sha256()
         self._diff_size = 0
         self._size = 0
         self.info: BlobInfo | None = None
@@ -85,13 +86,13 @@ class LayerBlobWriter:
             # wbits 31: deflate in a gzip wrapper with zlib's fixed header (mtime 0, no name).
             self._compressor = zlib.compressobj(level if level is not None else GZIP_LEVEL,
                                                 zlib.DEFLATED, 31)
-            self._blob = hashlib.sha256()
+            self._blob = Sha256()
         elif compression == "zstd":
             import zstandard
             cctx = zstandard.ZstdCompressor(
                 level=level if level is not None else ZSTD_LEVEL, write_checksum=True)
             self._compressor = cctx.compressobj()
-            self._blob = hashlib.sha256()
+            self._blob = Sha256()
         elif compression is None:
             self._compressor = None
             self._blob = self._diff  # the blob is the tar: one hash serves both
@@ -168,7 +169,7 @@ class DigestReader:
 
     def __init__(self, fileobj: BinaryIO) -> None:
         self._fileobj = fileobj
-        self._hash = hashlib.sha256()
+        self._hash = Sha256()
         self.size = 0
 
     def read(self, size: int = -1) -> bytes:

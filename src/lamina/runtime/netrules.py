@@ -23,7 +23,6 @@ network (netteardown.teardown_network calls it).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..image.digest import sha256_hex
 from ..store.locks import directory_lock
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def _present(table: str, rule: str) -> bool:
 def _stamp(network: "NetworkConfig") -> str:
     """What the rules depend on: a marker written for another subnet or bridge does not count."""
     text = repr(sorted(network_rules(network).items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256_hex(text.encode())[:16]
 
 
 def _unchanged(stamp: str, marker: Path) -> bool:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
+
+from ..image.digest import sha256_hex
 
 PROFILE_PATHS = (Path("/usr/share/containers/seccomp.json"),
                  Path(__file__).with_name("seccomp.json"))
@@ -193,7 +194,7 @@ def cached_bpf(oci: Mapping, cache_dir: Path) -> bytes:
     uname = os.uname()
     key_text = json.dumps([oci, [v.major, v.minor, v.micro], uname.release, uname.machine],
                           sort_keys=True)
-    path = cache_dir / (hashlib.sha256(key_text.encode()).hexdigest() + ".bpf")
+    path = cache_dir / (sha256_hex(key_text.encode()) + ".bpf")
     try:
         return path.read_bytes()
     except FileNotFoundError:

@@ -47,7 +47,6 @@ down to a size to keep) and their GC roots; the caller then collects garbage.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -57,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..image.descriptor import Descriptor
-from ..image.digest import digest_hex
+from ..image.digest import digest_hex, sha256_digest
 from .roots import Roots
 from .root import Store
 
@@ -395,7 +394,7 @@ class CacheArtifact:
 
     @property
     def config_descriptor(self) -> Descriptor:
-        return Descriptor(EXPORT_MEDIA_TYPE, "sha256:" + hashlib.sha256(self.config).hexdigest(),
+        return Descriptor(EXPORT_MEDIA_TYPE, sha256_digest(self.config),
                           len(self.config))
 
     def manifest(self, layer_annotations: Mapping[str, Mapping[str, str]] | None = None
@@ -438,7 +437,7 @@ def read_cache_config(raw: bytes) -> list[Any]:
 
 
 def _write_blob(blobs: Path, data: bytes, media_type: str) -> dict[str, Any]:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     _replace(blobs / digest_hex(digest), data)
     return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
@@ -452,7 +451,7 @@ def _read_checked(blobs: Path, digest: str) -> bytes:
     if path.stat().st_size > 64 << 20:
         raise ValueError(f"blob {digest} is too large for a cache manifest or config")
     data = path.read_bytes()
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+    if sha256_digest(data) != digest:
         raise ValueError(f"blob {digest} does not match its digest")
     return data
 

@@ -14,14 +14,13 @@ before naming.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import LaminaError
-from ..image.digest import ALGORITHM, digest_hex, validate_digest
+from ..image.digest import ALGORITHM, Sha256, digest_hex, validate_digest
 from .locks import FileLock, create_held_open, fsync_dir, is_abandoned
 
 CHUNK = 1024 * 1024
@@ -122,7 +121,7 @@ class ContentStore:
 
     def verify(self, digest: str) -> None:
         """Read the blob again and check that its bytes still have this digest."""
-        hasher = hashlib.sha256()
+        hasher = Sha256()
         with self.open_blob(digest) as stream:
             while chunk := stream.read(CHUNK):
                 hasher.update(chunk)
@@ -148,7 +147,7 @@ class IngestWriter:
 
     def __init__(self, store: ContentStore) -> None:
         self._store = store
-        self._hasher = hashlib.sha256()
+        self._hasher = Sha256()
         self.size = 0
         self.temp_path = store.ingest_dir / os.urandom(16).hex()
         # Create and lock under the store lock: recovery never sees an unlocked live file.
