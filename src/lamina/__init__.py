@@ -17,7 +17,37 @@ from __future__ import annotations
 import sys
 import types
 
-from . import api as _api     # only its table of names: importing it imports nothing else
+
+class _Deferred(types.ModuleType):
+    """Stands for a module not imported yet: the first attribute read imports it."""
+
+    def __getattr__(self, name: str) -> object:
+        import importlib
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_deferring(module: str, deferred: str) -> None:
+    """Import ``module`` with its import of ``deferred`` put off until first use.
+
+    Start-up time: dataclasses imports inspect (5-7 ms with ast, dis and tokenize) only to
+    write a docstring for a class without one, and every lamina dataclass has its own
+    (tests/unit/test_dataclass_docstrings.py); urllib.parse, which pathlib imports, imports
+    ipaddress (1 ms) for bracketed IPv6 hosts only. Anyone else importing the deferred module
+    later gets the real one."""
+    if module in sys.modules or deferred in sys.modules:
+        return
+    sys.modules[deferred] = stand_in = _Deferred(deferred)
+    try:
+        __import__(module)
+    finally:
+        if sys.modules.get(deferred) is stand_in:
+            del sys.modules[deferred]
+
+
+_import_deferring("dataclasses", "inspect")
+_import_deferring("urllib.parse", "ipaddress")
+
+from . import api as _api     # noqa: E402 (only its table of names: it imports nothing else)
 
 
 class _Package(types.ModuleType):

@@ -75,6 +75,8 @@ class WastedFile:
 
 @dataclass(frozen=True)
 class RuleResult:
+    """The outcome of one of dive's CI rules on an ``Analysis`` (``lamina image analyze --ci``)."""
+
     name: str                                # dive's rule name
     threshold: float | None                  # None: skipped
     status: Literal["PASS", "FAIL", "SKIP"]
@@ -83,6 +85,8 @@ class RuleResult:
 
 @dataclass(frozen=True)
 class Analysis:
+    """Where an image's bytes went, layer by layer, and which of them later layers wasted."""
+
     image: str                      # the name asked for
     image_id: str                   # config digest
     layers: tuple[LayerUsage, ...]  # bottom first
@@ -250,6 +254,8 @@ def _scan_layer(store: Store, layer: Descriptor, diff_id: str, index: int, tree:
 
 @dataclass
 class _Node:
+    """A path of the merged file tree while layers are applied: the layer that last wrote it."""
+
     size: int = 0
     layer: int = -1
     is_dir: bool = True

@@ -42,6 +42,8 @@ COMMENT = "lamina bootstrap"
 
 @dataclass(frozen=True)
 class BootstrappedImage:
+    """The image ``lamina bootstrap`` made and stored, with no registry involved."""
+
     image_id: str           # the config digest
     digest: str             # the manifest digest
     tags: tuple[str, ...]   # in Docker's short form: debian:bookworm

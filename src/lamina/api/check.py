@@ -42,6 +42,8 @@ from .images import resolve_image, familiar
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing ``lamina system check`` found wrong in the store, and what to do about it."""
+
     subject: str                  # a blob digest, an image name, a snapshot chain ID, a file
     message: str                  # what is wrong
     action: str                   # what to do about it
@@ -65,6 +67,8 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class CheckReport:
+    """What ``lamina system check`` found in the store (and repaired, with ``repair``)."""
+
     problems: tuple[Problem, ...]
     blobs: int        # how many of each were checked
     images: int

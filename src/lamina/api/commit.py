@@ -39,6 +39,8 @@ __all__ = ["CommittedImage", "commit_container"]
 
 @dataclass(frozen=True)
 class CommittedImage:
+    """The image ``lamina commit`` made from a container's changes."""
+
     image_id: str       # the config digest, what ``lamina commit`` prints
     digest: str         # the manifest digest
     name: str | None    # the tag it got (Docker's short form), if one was asked for

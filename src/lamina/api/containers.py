@@ -62,6 +62,8 @@ class ImageNotLocalError(LaminaError):
 
 @dataclass(frozen=True)
 class ContainerPruneReport:
+    """What ``lamina container prune`` removed, and the bytes it freed."""
+
     removed: tuple[str, ...]    # container IDs
     reclaimed: int              # bytes
 

@@ -89,12 +89,16 @@ class HistoryRow:
 
 @dataclass(frozen=True)
 class PruneReport:
+    """What ``lamina image prune`` untagged and deleted, and the bytes it freed."""
+
     events: tuple[RemovalEvent, ...]
     reclaimed: int      # bytes the store freed
 
 
 @dataclass(frozen=True)
 class UsageRow:
+    """One row of ``lamina system df``: what one kind of content holds and could give back."""
+
     type: str
     total: int
     active: int

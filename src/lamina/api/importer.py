@@ -30,6 +30,8 @@ DEFAULT_MESSAGE = "Imported from -"
 
 @dataclass(frozen=True)
 class ImportedImage:
+    """The image ``lamina import`` made from a root file system tar."""
+
     image_id: str       # the config digest, what ``lamina import`` prints
     digest: str         # the manifest digest
     name: str | None    # the tag it got (Docker's short form), if one was asked for

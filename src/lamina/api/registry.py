@@ -37,6 +37,8 @@ __all__ = ["LayerProgress", "LoginResult", "LogoutResult", "PullResult", "PushRe
 
 @dataclass(frozen=True)
 class PullResult:
+    """An image ``lamina pull`` brought into the store (or found already there)."""
+
     reference: str          # full: docker.io/library/ubuntu:latest
     name: str               # Docker's short form: ubuntu:latest
     digest: str             # the registry's digest (of the index, for a multi-platform tag)
@@ -49,6 +51,8 @@ class PullResult:
 
 @dataclass(frozen=True)
 class PushResult:
+    """An image ``lamina push`` sent, as the registry now names it."""
+
     reference: str          # full: 127.0.0.1:5000/team/app:1
     repository: str         # 127.0.0.1:5000/team/app
     tag: str
@@ -58,6 +62,8 @@ class PushResult:
 
 @dataclass(frozen=True)
 class LoginResult:
+    """Credentials ``lamina login`` checked with the registry and saved."""
+
     server: str             # the key in config.json: a host, or Docker Hub's v1 URL
     username: str
     stored_in: str          # the config.json path, or the credential helper
@@ -65,6 +71,8 @@ class LoginResult:
 
 @dataclass(frozen=True)
 class LogoutResult:
+    """Which registry ``lamina logout`` forgot, and whether it had credentials to forget."""
+
     server: str
     removed: bool           # False: there were no credentials for it
 

@@ -31,6 +31,8 @@ __all__ = ["NoSuchVolumeError", "Volume", "VolumeInUseError", "VolumePruneReport
 
 @dataclass(frozen=True)
 class VolumePruneReport:
+    """What ``lamina volume prune`` removed, and the bytes it freed."""
+
     removed: tuple[str, ...]    # volume names
     reclaimed: int              # bytes
 

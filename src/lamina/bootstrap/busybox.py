@@ -74,6 +74,8 @@ _PT_INTERP = 3  # the ELF program header that names a dynamic loader
 
 @dataclass(frozen=True)
 class Busybox:
+    """The host's static busybox binary, and what it tells of itself, to build an image from."""
+
     path: Path
     version: str                # "v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1)"
     applets: tuple[str, ...]    # sorted, without "busybox" itself

@@ -20,6 +20,8 @@ from .progress import Progress
 
 @dataclass(frozen=True)
 class RegistryCache:
+    """A ``type=registry`` cache source or destination of a build, as ``--cache-from/-to`` say."""
+
     ref: str                        # normalized: registry/name:tag (or @digest to import)
     compression: str = "gzip"       # of plain layers on export: gzip, zstd, none
     ignore_error: bool = False      # a failed export is a warning, not an error

@@ -56,6 +56,8 @@ class Bind:
 
 @dataclass(frozen=True)
 class ContainerRequest:
+    """What one RUN step's container runs, as whom, and with which network and mounts."""
+
     argv: tuple[str, ...]
     env: tuple[str, ...]              # K=V, the whole environment of the command
     workdir: str
@@ -67,6 +69,8 @@ class ContainerRequest:
 
 @dataclass(frozen=True)
 class ContainerResult:
+    """How a RUN step's container ended, and where its changes are to become a layer."""
+
     exit_code: int
     container_dir: Path               # remove it once the upper dir is used
     upper: Path

@@ -33,6 +33,8 @@ _SECRET_ALLOWED = re.compile(r"(?:^|_)public(?:_|$)", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Problem:
+    """One error or warning about a Dockerfile, at a file, line and column."""
+
     severity: str          # "error" or "warning"
     message: str
     file: str
@@ -66,6 +68,8 @@ class Problem:
 
 @dataclass
 class LintReport:
+    """What ``lamina lint`` found in one Dockerfile, with the parsed file when it parsed."""
+
     file: str
     dockerfile: Dockerfile | None
     problems: list[Problem] = field(default_factory=list)

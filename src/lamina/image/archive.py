@@ -67,6 +67,8 @@ class ArchiveError(LaminaError):
 
 @dataclass(frozen=True)
 class ArchivedImage:
+    """One image read from a ``docker save`` tar or OCI layout, with the names it carries there."""
+
     image: "ArchiveImage"
     names: tuple[ImageReference, ...]  # the tags the archive gives it (normalised)
 

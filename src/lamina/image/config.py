@@ -38,6 +38,8 @@ def _extra() -> Any:
 
 @dataclass(frozen=True)
 class Healthcheck:
+    """The image config's ``Healthcheck``: the check a container of the image runs."""
+
     test: tuple[str, ...] | None = _key("Test", "strs")
     interval: int | None = _key("Interval", "int")
     timeout: int | None = _key("Timeout", "int")
@@ -69,6 +71,8 @@ class ContainerConfig:
 
 @dataclass(frozen=True)
 class RootFS:
+    """The image config's ``rootfs``: the layers, by diff ID, that make the root file system."""
+
     type: str = _key("type", "str", default="layers")
     diff_ids: tuple[str, ...] = _key("diff_ids", "digests", default=())  # bottom layer first
     extra: Mapping[str, Any] = _extra()
@@ -88,6 +92,11 @@ class History:
 
 @dataclass(frozen=True)
 class ImageConfig:
+    """An image's config blob: what it runs, on which platform, its layers and history.
+
+    The digest of its bytes is the image ID; keys lamina does not model stay in ``extra``.
+    """
+
     architecture: str | None = _key("architecture", "str")
     os: str | None = _key("os", "str")
     variant: str | None = _key("variant", "str")

@@ -29,6 +29,8 @@ def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
 
 @dataclass(frozen=True)
 class Descriptor:
+    """An OCI descriptor: how a manifest, index or blob is pointed at, and checked once fetched."""
+
     media_type: str
     digest: str
     size: int

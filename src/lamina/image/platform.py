@@ -20,6 +20,8 @@ class PlatformError(LaminaError):
 
 @dataclass(frozen=True)
 class Platform:
+    """An OS and CPU an image is for, normalised as Docker does: ``linux/arm64/v8``."""
+
     os: str
     architecture: str
     variant: str = ""

@@ -46,6 +46,8 @@ class ReferenceError(LaminaError):
 
 @dataclass(frozen=True)
 class ImageReference:
+    """A parsed, normalised image name: registry, repository path, tag and digest."""
+
     domain: str          # registry host[:port], e.g. docker.io, localhost:5000
     path: str            # repository path in the registry, e.g. library/ubuntu
     tag: str | None = None

@@ -34,6 +34,8 @@ _INT64_MAX = 2**63 - 1
 
 @dataclass(frozen=True)
 class SchemaProblem:
+    """One way a manifest, index or config breaks its schema, at a path in the document."""
+
     path: str       # where in the document ("config.size"; "" for the whole document)
     message: str
 

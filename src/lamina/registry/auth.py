@@ -38,6 +38,8 @@ _COMMA = re.compile(r"\s*,")
 
 @dataclass(frozen=True)
 class Challenge:
+    """One challenge of a registry's ``WWW-Authenticate`` header: how it wants to be asked."""
+
     scheme: str                                  # lowercase: "bearer", "basic"
     params: Mapping[str, str] = field(default_factory=dict)
 

@@ -51,6 +51,8 @@ class CacheFormatError(RegistryError):
 
 @dataclass(frozen=True)
 class PushedCache:
+    """A build cache exported to a registry: where it went, and how many records it holds."""
+
     reference: ImageReference
     digest: str          # of the cache manifest pushed
     records: int

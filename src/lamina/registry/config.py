@@ -33,6 +33,8 @@ class RegistryConfigError(RegistryError):
 
 @dataclass(frozen=True)
 class RegistryConfig:
+    """The registry settings of the state root's ``config.json``: insecure ones, mirrors, certs."""
+
     insecure_registries: tuple[str, ...] = ()
     registry_mirrors: tuple[str, ...] = ()
     certs_directory: Path = DEFAULT_CERTS_DIRECTORY

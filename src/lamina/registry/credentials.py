@@ -41,6 +41,8 @@ class CredentialsError(RegistryError):
 
 @dataclass(frozen=True)
 class Credential:
+    """What to log in to one registry with; its ``repr`` never shows the secret."""
+
     username: str
     password: str = field(default="", repr=False)
     identity_token: str = field(default="", repr=False)

@@ -19,6 +19,8 @@ FINAL_STATUSES = ("Pull complete", "Already exists", "Pushed", "Layer already ex
 
 @dataclass(frozen=True)
 class LayerProgress:
+    """One layer event of a pull or push, as Docker's progress lines show it."""
+
     reference: str     # the image, as a full reference (docker.io/library/ubuntu:latest)
     layer: str         # the layer's blob digest
     status: str

@@ -80,6 +80,8 @@ class RegistryImage(ImageBase):
 
 @dataclass(frozen=True)
 class PulledImage:
+    """An image a pull stored: the manifest for this platform, and what had to be downloaded."""
+
     reference: ImageReference  # as asked for, with the default tag
     digest: str                # the registry's digest: of the index when a tag names one
     manifest: Manifest         # of the platform pulled; its digest is the stored image's

@@ -44,6 +44,8 @@ _RETRYABLE = (TransferError, UnavailableError, RateLimitedError)
 
 @dataclass(frozen=True)
 class PushedImage:
+    """A manifest (or index) a push sent, as the registry now knows it."""
+
     reference: ImageReference  # with its tag
     digest: str                # of the manifest (or index) pushed
     size: int                  # of the manifest (or index) pushed, in bytes

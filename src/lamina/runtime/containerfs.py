@@ -96,6 +96,8 @@ def open_dir(root: Path, parts: Sequence[str]) -> int:
 
 @dataclass(frozen=True)
 class _Mount:
+    """A volume or bind of the container, to reach its files from the host as it sees them."""
+
     destination: tuple[str, ...]    # resolved in the root file system
     source: Path
     read_only: bool

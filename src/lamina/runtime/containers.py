@@ -515,6 +515,8 @@ def earlier_layers(cdir: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class LogEntry:
+    """One line of a container's output, as ``lamina logs`` gives it."""
+
     stream: str     # stdout | stderr
     time: str       # RFC 3339 with nanoseconds
     text: str       # one line, with its newline (the last may lack it)

@@ -172,6 +172,8 @@ def _read(path: Path) -> str | None:
 
 @dataclass
 class Table:
+    """One iptables table as ``iptables-save`` prints it: its chains and their rules, in order."""
+
     chains: dict[str, str]  # name -> policy ("-" for a user chain)
     rules: list[tuple[str, str]]  # (chain, "-A CHAIN spec" as iptables-save prints it)
 

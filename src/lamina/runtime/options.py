@@ -17,6 +17,8 @@ NETWORK_MODES = ("bridge", "host", "none")
 
 @dataclass(frozen=True)
 class RunOptions:
+    """The options of ``lamina run`` (and ``create``), one field per flag."""
+
     command: Sequence[str] = ()          # COMMAND [ARG...]: replaces the image's CMD
     # --entrypoint: None keeps the image's; a str is one word, as Docker's CLI passes it; a list
     # is taken as is; "" (or [] / [""]) clears it. Any override also drops the image's CMD.

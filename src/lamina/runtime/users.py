@@ -19,6 +19,8 @@ MAX_ID = 2**31 - 1
 
 @dataclass(frozen=True)
 class ExecUser:
+    """The numeric ids and home a container's process runs with, resolved from ``-u``."""
+
     uid: int = 0
     gid: int = 0
     additional_gids: tuple[int, ...] = ()

@@ -51,6 +51,8 @@ class VolumeInUseError(LaminaError):
 
 @dataclass(frozen=True)
 class Volume:
+    """A named (or anonymous) volume in the state root, as ``lamina volume inspect`` shows it."""
+
     name: str
     mountpoint: Path                # the _data directory
     created: str                    # RFC 3339

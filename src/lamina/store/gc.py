@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Marked:
+    """What the GC roots reach: the blobs and snapshots a collection must keep."""
+
     blobs: frozenset[str]
     snapshots: frozenset[str]
 
@@ -53,6 +55,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class GCResult:
+    """What one garbage collection removed from the store, and the bytes it freed."""
+
     removed_blobs: tuple[str, ...]
     removed_snapshots: tuple[str, ...]
     bytes_freed: int

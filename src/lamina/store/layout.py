@@ -47,6 +47,8 @@ class AmbiguousImageIDError(LaminaError):
 
 @dataclass(frozen=True)
 class IndexEntry:
+    """One image of the store's ``index.json``: its name, if any, and its manifest."""
+
     name: str | None          # full normalised reference; None for an untagged image
     descriptor: Descriptor    # of the manifest (or index), as stored in index.json
 

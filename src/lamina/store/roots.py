@@ -30,6 +30,8 @@ class GCError(LaminaError):
 
 @dataclass(frozen=True)
 class Roots:
+    """Content that garbage collection must keep: images, single blobs and snapshots."""
+
     images: frozenset[str] = field(default_factory=frozenset)     # manifest or index digests
     blobs: frozenset[str] = field(default_factory=frozenset)      # just these blobs
     snapshots: frozenset[str] = field(default_factory=frozenset)  # chain IDs (and parents)

@@ -42,6 +42,8 @@ _BLOCK = 256 * 1024
 
 @dataclass
 class Fault:
+    """A fault ``FaultProxy.fail`` armed: which requests it fires on, and how often it fired."""
+
     kind: str
     path: re.Pattern[str] | None
     method: str | None

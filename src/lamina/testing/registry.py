@@ -43,6 +43,8 @@ _SERVICE = "lamina-fake-registry"
 
 @dataclass
 class _Fault:
+    """A failure ``fail`` armed: the answer to matching requests, for ``times`` more of them."""
+
     method: str
     path_part: str
     status: int
