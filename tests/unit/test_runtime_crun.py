@@ -100,7 +100,7 @@ def test_argv_uses_lamina_state_root_and_the_log_syntax_of_each_runtime():
 
 
 def test_mount_points_are_unescaped_in_order():
-    from lamina.runtime.crun import mount_points
+    from lamina.runtime.mountinfo import mount_points
 
     text = ("22 1 8:1 / / rw - ext4 /dev/vda rw\n"
             "40 22 0:5 / /tmp/a\\040b\\134c\\011d rw - tmpfs tmpfs rw\n"

@@ -18,6 +18,8 @@ from ..store import Store, default_root
 
 @dataclass(frozen=True)
 class StorageInfo:
+    """``lamina info``: the state root and how layers become a container's root, and why."""
+
     root: str
     root_from: str                  # "LAMINA_ROOT" or "default"
     backing_filesystem: str         # the file system type the state root lives on
@@ -30,6 +32,8 @@ class StorageInfo:
 
 @dataclass(frozen=True)
 class RuntimeInfo:
+    """``lamina info``: the OCI runtime and the cgroup version it runs under, and why."""
+
     name: str                       # "crun", "runc", or "" when none is found
     path: str
     version: str
@@ -42,6 +46,8 @@ class RuntimeInfo:
 
 @dataclass(frozen=True)
 class NetworkInfo:
+    """``lamina info``: the CNI bridge network containers get, and the plugins it lacks."""
+
     backend: str                    # "CNI"
     plugin_dir: str
     plugins_needed: tuple[str, ...]
@@ -55,6 +61,8 @@ class NetworkInfo:
 
 @dataclass(frozen=True)
 class RegistryInfo:
+    """``lamina info``: where registry settings and credentials come from, and what they say."""
+
     config_file: str
     config_present: bool
     mirrors: tuple[str, ...]
@@ -66,6 +74,8 @@ class RegistryInfo:
 
 @dataclass(frozen=True)
 class SystemInfo:
+    """``lamina info``: what lamina runs with on this machine, and what the store holds."""
+
     version: str
     python: str
     kernel: str
@@ -127,7 +137,7 @@ def _open(root: Path, warnings: list[str]) -> Store | None:
 
 
 def _storage(root: Path, store: Store | None) -> StorageInfo:
-    from ..runtime.crun import mount_types
+    from ..runtime.mountinfo import mount_types
 
     types = mount_types(_read("/proc/self/mountinfo"))
     real = os.path.realpath(root if root.exists() else root.parent)
@@ -150,8 +160,9 @@ def _storage(root: Path, store: Store | None) -> StorageInfo:
 
 def _runtime(warnings: list[str]) -> RuntimeInfo:
     from ..errors import LaminaError
-    from ..runtime.crun import (CGROUP_ROOT, RUNTIMES, UNIFIED, find_runtime, mount_types,
+    from ..runtime.crun import (CGROUP_ROOT, RUNTIMES, UNIFIED, find_runtime,
                                 needs_hybrid_workaround)
+    from ..runtime.mountinfo import mount_types
 
     mountinfo = _read("/proc/self/mountinfo")
     types = mount_types(mountinfo)

@@ -12,8 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .crun import mount_points
-from .rootfs import unmount
+from .mountinfo import mount_points
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -39,7 +38,10 @@ def remove_build_dir(path: Path) -> None:
     walk into a mount: that would delete through it)."""
     with open("/proc/self/mountinfo") as f:
         mounts = mount_points(f.read())
-    for mount in sorted((m for m in mounts if m.startswith(f"{path}/")), reverse=True):
-        unmount(Path(mount))
-    if not any(os.path.ismount(m) for m in mounts if m.startswith(f"{path}/")):
+    below = sorted((m for m in mounts if m.startswith(f"{path}/")), reverse=True)
+    if below:
+        from .rootfs import unmount     # here: a build that mounted nothing need not load ctypes
+        for mount in below:
+            unmount(Path(mount))
+    if not any(os.path.ismount(m) for m in below):
         shutil.rmtree(path, ignore_errors=True)

@@ -28,6 +28,7 @@ from typing import Callable
 
 from . import seccomp
 from .errors import CommandNotFoundError, CommandNotInvokableError, ContainerError
+from .mountinfo import mount_types
 
 STATE_ROOT = Path("/run/lamina")
 BPF_ANNOTATION = "run.oci.seccomp_bpf_data"     # crun: a compiled filter, base64
@@ -37,29 +38,6 @@ UNIFIED = "/sys/fs/cgroup/unified"
 # Calls that set cgroups up or change them need the workaround. start, delete (it removes the
 # cgroups its state file names), kill, state and list were measured to work without it.
 _CGROUP_CALLS = {"run", "create", "exec", "update", "pause", "resume"}
-
-
-def _unescape(field: str) -> str:
-    """Mount points in mountinfo escape space, tab, newline and backslash as octal."""
-    return (field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-            .replace("\\134", "\\"))
-
-
-def mount_points(mountinfo: str) -> list[str]:
-    """Every mount point of /proc/self/mountinfo's text, in its order (a point mounted over
-    appears again)."""
-    return [_unescape(line.split()[4]) for line in mountinfo.splitlines() if line]
-
-
-def mount_types(mountinfo: str) -> dict[str, str]:
-    """Mount point -> file system type of the topmost mount there, from /proc/self/mountinfo."""
-    types: dict[str, str] = {}
-    for line in mountinfo.splitlines():
-        head, sep, tail = line.partition(" - ")
-        fields = head.split()
-        if sep and len(fields) >= 5 and tail:
-            types[_unescape(fields[4])] = tail.split()[0]
-    return types
 
 
 def needs_hybrid_workaround(mountinfo: str, read_controllers: Callable[[str], str]) -> bool:

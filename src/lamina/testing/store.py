@@ -92,7 +92,7 @@ def _clean(folder: Path) -> None:
 def _mounts_under(folder: Path) -> list[Path]:
     """The mount points at or below ``folder``, deepest first."""
     prefix = str(folder.resolve())
-    from ..runtime.crun import mount_points
+    from ..runtime.mountinfo import mount_points
 
     with open("/proc/self/mountinfo") as f:
         points = mount_points(f.read())
