@@ -1,4 +1,4 @@
-"""The dataclass method caches of ``lamina build`` and ``run`` (lamina/dataclass_cache.py): the
+"""The dataclass method cache of lamina's commands (lamina/dataclass_cache.py): the
 classes made with them behave exactly as without, methods come from the file without compiling,
 a cache is kept only where bytecode may be written, and a damaged file is ignored."""
 from __future__ import annotations
@@ -150,19 +150,34 @@ def test_kept_methods_are_not_compiled_again(cache_file, monkeypatch):
     assert again == _behaviour(_define("plain"))
 
 
-def test_every_cache_is_written_by_the_module_command(tmp_path):
-    """``python -m lamina.dataclass_cache`` (scripts/setup.sh) writes the build and run caches,
-    each from a fresh process, and refuses an unknown name."""
+def test_the_cache_is_written_by_the_module_command(tmp_path):
+    """``python -m lamina.dataclass_cache`` (scripts/setup.sh) writes the cache of every
+    lamina class from a fresh process, and refuses an unknown name."""
     code = textwrap.dedent(f"""
         import sys
         from lamina import dataclass_cache
         dataclass_cache.CACHE_DIR = {str(tmp_path)!r}
         sys.exit(dataclass_cache.main(sys.argv[1:]))
     """)
-    for name in ("run", "build"):
-        subprocess.run([sys.executable, "-c", code, name], check=True)
-    sizes = {p.name.split(".")[0]: p.stat().st_size for p in tmp_path.glob("dataclasses-*.bin")}
-    assert set(sizes) == {"dataclasses-build", "dataclasses-run"}
-    assert sizes["dataclasses-build"] > sizes["dataclasses-run"] > 10_000
+    subprocess.run([sys.executable, "-c", code, "lamina"], check=True)
+    written = list(tmp_path.glob("dataclasses-*.bin"))
+    assert [p.name.split(".")[0] for p in written] == ["dataclasses-lamina"]
+    entries = dataclass_cache._load(str(written[0]))
+    assert len(entries) > 300      # every class's methods, each entry on its own
     bad = subprocess.run([sys.executable, "-c", code, "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown cache 'nope'" in bad.stderr
+
+
+def test_an_entry_is_used_only_for_its_exact_source_text(cache_file):
+    """Entries are found by the length and CRC-32 of their text: one whose text differs
+    (a collision, or a damaged entry) is compiled afresh, never used."""
+    import marshal
+
+    source = "def f():\n    return 1\n"
+    other = compile("def f():\n    return 2\n", "<string>", "exec")
+    key = dataclass_cache._key(source)
+    assert dataclass_cache._lookup({key: marshal.dumps(("def f():\n    return 2\n", other))},
+                                   source) is None
+    assert dataclass_cache._lookup({key: b"garbage"}, source) is None
+    good = compile(source, "<string>", "exec")
+    assert dataclass_cache._lookup({key: marshal.dumps((source, good))}, source) == good

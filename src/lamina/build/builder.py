@@ -35,7 +35,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -689,11 +688,14 @@ def _excerpt(dockerfile: bytes, file: str, line: int | None) -> str:
     return f"\n  {file}:{line}\n{bar}\n" + "\n".join(rows) + f"\n{bar}"
 
 
-def _clock(source_date_epoch: int | None):
-    if source_date_epoch is not None:
-        fixed = format_timestamp(datetime.fromtimestamp(source_date_epoch, timezone.utc))
-        return lambda: fixed
-    return lambda: format_timestamp(datetime.now(timezone.utc))
+def _clock(source_date_epoch: int | None) -> Callable[[], str]:
+    """The time new history entries and configs get: now, or SOURCE_DATE_EPOCH's. datetime is
+    imported when first asked (a build whose steps all come from the cache never asks)."""
+    def now() -> str:
+        from datetime import datetime, timezone
+        return format_timestamp(datetime.now(timezone.utc) if source_date_epoch is None
+                                else datetime.fromtimestamp(source_date_epoch, timezone.utc))
+    return now
 
 
 def _unused_args(df: Dockerfile, plan: BuildPlan, build_args: Mapping[str, str]
