@@ -106,7 +106,10 @@ def _load(path: str) -> dict[int, bytes]:
             magic, entries = marshal.loads(f.read())
     except (OSError, ValueError, EOFError, TypeError):
         return {}
-    return entries if magic == MAGIC and isinstance(entries, dict) else {}
+    if magic != MAGIC or not isinstance(entries, dict) \
+            or not isinstance(next(iter(entries.values()), b""), bytes):
+        return {}       # another Python's, or an older layout of this file
+    return entries
 
 
 def _save(path: str, entries: dict[int, bytes]) -> None:

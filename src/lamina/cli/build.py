@@ -59,7 +59,7 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..dataclass_cache import compiled_dataclasses
 
-    with compiled_dataclasses("build"):   # start-up time: see there
+    with compiled_dataclasses("lamina"):   # start-up time: see there
         return _build(args)
 
 

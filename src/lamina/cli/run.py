@@ -83,7 +83,7 @@ def register_container_options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..dataclass_cache import compiled_dataclasses
 
-    with compiled_dataclasses("run"):    # start-up time: see there
+    with compiled_dataclasses("lamina"):    # start-up time: see there
         return _run(args)
 
 
