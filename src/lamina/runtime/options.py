@@ -5,7 +5,6 @@ tuples so that a RunOptions never changes after it is made.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, fields
 from typing import Sequence
@@ -56,6 +55,7 @@ class RunOptions:
             raise ContainerError(f"network {self.network_mode!r} not found",
                                  hint=f"use one of: {', '.join(NETWORK_MODES)}")
         for ip in self.dns:
+            import ipaddress    # here: 1 ms a run without --dns need not pay
             try:
                 ipaddress.ip_address(ip)
             except ValueError:
