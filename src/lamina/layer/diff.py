@@ -175,7 +175,7 @@ class _Walker:
         self._files_from = files_from
         self._links: dict[tuple[int, int], str] = {}  # (dev, ino) -> first name written
         self._counts: Counter[str] = Counter()
-        self._buf = bytearray(_CHUNK)
+        self._buf = bytearray()       # grown to the largest file read, up to _CHUNK
 
     def walk(self, upper: str) -> None:
         # An explicit stack, not recursion: a deep tree must not hit Python's recursion limit.
@@ -297,6 +297,9 @@ class _Walker:
     def _copy(self, path: str, rel: str, size: int,
               hint: str = "stop every process that writes to the container before "
                           "committing it") -> None:
+        if len(self._buf) < min(size, _CHUNK):
+            # made on demand: zero-filling 1 MiB costs ~0.5 ms, more than a small layer's tar
+            self._buf = bytearray(min(size, _CHUNK))
         view = memoryview(self._buf)
         # O_NOFOLLOW: it was a regular file when listed; never read through a swapped-in symlink.
         try:
