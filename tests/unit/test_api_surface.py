@@ -2,7 +2,6 @@
 and ``lamina.api.NAME``, typed results, LaminaError errors, cheap to import, documented."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
 import re
@@ -54,19 +53,9 @@ CONTAINER_GROUP = {"ls": "ps", "commit": "commit", "cp": "cp", "export": "export
 
 def _commands() -> list[str]:
     """Every command and group subcommand of the CLI parser, aliases left out."""
-    def choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        seen, out = set(), {}
-        for action in actions:
-            for name, sub in action.choices.items():
-                if id(sub) not in seen:
-                    seen.add(id(sub))
-                    out[name] = sub
-        return out
-
     found = []
-    for name, sub in choices(build_parser()).items():
-        subs = choices(sub)
+    for name, sub in build_parser().commands().items():
+        subs = sub.commands()
         found += [f"{name} {s}" for s in subs] if subs else [name]
     return found
 

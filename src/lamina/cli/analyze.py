@@ -7,10 +7,11 @@ PASS, FAIL or SKIP, the command failing (exit 1) when one fails.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, ArgumentTypeError, Namespace
 
 if TYPE_CHECKING:
     from ..api.analysis import Analysis, RuleResult
@@ -26,7 +27,7 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
           "mib": 2**20, "gi": 2**30, "gib": 2**30, "ti": 2**40, "tib": 2**40}
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="a name or an image ID")
     register_common(p)
     p.add_argument("--ci", action="store_true",
@@ -38,19 +39,19 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="fail above this many wasted bytes (e.g. 20MB, 5MiB; 'disabled' "
                         "skips the rule; implies --ci)")
     p.add_argument("--highest-user-wasted-percent", type=_ratio, metavar="F",
-                   help="fail when the wasted bytes exceed this share (0-1, or N%%) of the "
+                   help="fail when the wasted bytes exceed this share (0-1, or N%) of the "
                         "bytes added above the base layer (implies --ci)")
     p.add_argument("--format", metavar="FORMAT", choices=("table", "json"),
                    help="'table' (default) or 'json'")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate CREATED BY")
 
 
-def register_common(p: argparse.ArgumentParser) -> None:
+def register_common(p: ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=None, metavar="N",
                    help="how many offenders to name (default 20)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.analysis import evaluate
     from .common import open_store
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "FAIL" for r in rules) else 0
 
 
-def run_wasted(args: argparse.Namespace) -> int:
+def run_wasted(args: Namespace) -> int:
     """``lamina history --wasted IMAGE``: the same figures, no rules."""
     from .common import open_store
 
@@ -101,7 +102,7 @@ def _analyze(name: str, store) -> "Analysis":
     return analyze(name, store=store)
 
 
-def _top(args: argparse.Namespace) -> int:
+def _top(args: Namespace) -> int:
     from ..api.analysis import DEFAULT_OFFENDERS
     from ..errors import UsageError
 
@@ -174,9 +175,9 @@ def _ratio(text: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid ratio {text!r}: expected e.g. 0.9 or 90%")
+        raise ArgumentTypeError(f"invalid ratio {text!r}: expected e.g. 0.9 or 90%")
     if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid ratio {text!r}: expected 0 or more")
+        raise ArgumentTypeError(f"invalid ratio {text!r}: expected 0 or more")
     return value
 
 
@@ -186,6 +187,6 @@ def _bytes(text: str) -> int | str:
         return "disabled"
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in _UNITS:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected e.g. 1048576, "
-                                         "20MB or 5MiB")
+        raise ArgumentTypeError(f"invalid size {text!r}: expected e.g. 1048576, "
+                                "20MB or 5MiB")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -1,14 +1,15 @@
 """``lamina bootstrap``: make a base image on this machine, without a registry."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Make a base image without a registry: busybox, or Debian with mmdebstrap"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("image", metavar="busybox|debian[:SUITE]",
                    help="busybox (from the busybox-static package), or Debian's SUITE "
                         "(default bookworm) from Debian's packages with mmdebstrap")
@@ -25,7 +26,7 @@ def register(p: argparse.ArgumentParser) -> None:
                         "COMPONENT' line (repeatable)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.bootstrap import bootstrap_busybox, bootstrap_debian
     from ..errors import UsageError
     from .common import open_store

@@ -1,14 +1,15 @@
 """``lamina build``: a Dockerfile and its context become an image (``docker build``)."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Build an image from a Dockerfile"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH|-",
                    help="the build context folder; a Dockerfile (its folder is the context); "
                         "or - to read a Dockerfile, or a tar archive of the context, from "
@@ -56,14 +57,14 @@ def register(p: argparse.ArgumentParser) -> None:
                         "ignore-error=true)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..dataclass_cache import compiled_dataclasses
 
     with compiled_dataclasses("lamina"):   # start-up time: see there
         return _build(args)
 
 
-def _build(args: argparse.Namespace) -> int:
+def _build(args: Namespace) -> int:
     from ..api.build import build, is_archive, parse_epoch
     from ..build.progress import make_progress
     from .common import open_store, parse_build_args

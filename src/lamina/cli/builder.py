@@ -9,9 +9,9 @@ the space freed is printed as Docker does (``Total:``).
 """
 from __future__ import annotations
 
-import argparse
 import re
 
+from .args import ArgumentParser, ArgumentTypeError, Namespace
 from .common import confirm
 
 HELP = "Manage builds"
@@ -23,7 +23,7 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 
           "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     sub = p.add_subparsers(dest="builder_command", metavar="COMMAND", required=True)
     cmd = sub.add_parser("prune", help=PRUNE_HELP, description=PRUNE_HELP)
     cmd.add_argument("-a", "--all", action="store_true",
@@ -36,7 +36,7 @@ def register(p: argparse.ArgumentParser) -> None:
     cmd.set_defaults(_builder_run=run_prune)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     return args._builder_run(args)
 
 
@@ -44,11 +44,11 @@ def parse_size(text: str) -> int:
     """``512MB``, ``2g``, ``1048576``: bytes, in binary units as Docker's --keep-storage."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in _UNITS:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected e.g. 512MB or 2GB")
+        raise ArgumentTypeError(f"invalid size {text!r}: expected e.g. 512MB or 2GB")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def run_prune(args: argparse.Namespace) -> int:
+def run_prune(args: Namespace) -> int:
     from ..api.build import prune_cache
     from .common import open_store
     from .format import human_duration, human_size

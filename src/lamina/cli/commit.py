@@ -2,7 +2,7 @@
 a new image from a container's changes; prints its ID."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, ArgumentTypeError, Namespace
 
 HELP = "Create a new image from a container's changes"
 
@@ -12,10 +12,10 @@ def _bool(text: str) -> bool:
         return True
     if text.lower() in ("false", "0", "no"):
         return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value: {text!r}")
+    raise ArgumentTypeError(f"invalid boolean value: {text!r}")
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
                    help="apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT, "
                         "ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, "
@@ -30,7 +30,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="name the image")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.commit import commit_container
     from .common import open_store
 

@@ -2,12 +2,12 @@
 store."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import UsageError
+from .args import Namespace
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -61,7 +61,7 @@ def parse_build_args(items: list[str]) -> dict[str, str]:
     return out
 
 
-def open_store(args: argparse.Namespace) -> "Store":
+def open_store(args: Namespace) -> "Store":
     """The store a command works on: ``$LAMINA_ROOT``, else /var/lib/lamina (``Store.open``
     picks it), or a ``root`` option if the command line grows one."""
     from ..store import Store

@@ -6,8 +6,7 @@ only here, as in Docker.
 """
 from __future__ import annotations
 
-import argparse
-
+from .args import ArgumentParser, Namespace
 from .common import confirm, print_prune_report, register_group
 
 HELP = "Manage containers"
@@ -25,7 +24,7 @@ INSPECT_HELP = "Display detailed information on one or more containers"
 PRUNE_WARNING = "WARNING! This will remove all stopped containers."
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     sub = p.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
     register_group(sub, REUSED, "_container_run")
     cmd = sub.add_parser("inspect", help=INSPECT_HELP, description=INSPECT_HELP)
@@ -38,18 +37,18 @@ def register(p: argparse.ArgumentParser) -> None:
     cmd.set_defaults(_container_run=run_prune)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     return args._container_run(args)
 
 
-def run_inspect(args: argparse.Namespace) -> int:
+def run_inspect(args: Namespace) -> int:
     from ..api import containers as api
     from .common import print_inspected
 
     return print_inspected(args.containers, api.inspect_container, args.format)
 
 
-def run_prune(args: argparse.Namespace) -> int:
+def run_prune(args: Namespace) -> int:
     from ..api import containers as api
 
     if not args.force and not confirm(PRUNE_WARNING, "container prune"):

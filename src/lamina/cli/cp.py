@@ -3,13 +3,14 @@ copy files between a container (running or not) and the host, with Docker's rule
 directories and trailing slashes (api/cp.py). ``-`` is a tar stream on stdout or stdin."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Copy files/folders between a container and the local filesystem"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-a", "--archive", action="store_true",
                    help="keep the owners (uid:gid) of the files copied in (default: root)")
     p.add_argument("-L", "--follow-link", action="store_true",
@@ -29,7 +30,7 @@ def split(arg: str) -> tuple[str | None, str]:
     return (container, path) if sep and container else (None, arg)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.cp import copy_from_container, copy_to_container
     from ..errors import UsageError
 

@@ -2,18 +2,18 @@
 ID. The options are ``run``'s (run.py)."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Create a new container"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     from .run import register_container_options
 
     register_container_options(p)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from .common import open_store
     from .run import create_arguments, pull_if_missing, run_options

@@ -2,14 +2,15 @@
 command in a running container; lamina exits with its status."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+from .args import REMAINDER, ArgumentParser, Namespace
 
 HELP = "Execute a command in a running container"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     many: dict = {"action": "append", "default": []}
     p.add_argument("-d", "--detach", action="store_true", help="run the command in the background")
     p.add_argument("-e", "--env", metavar="KEY=VALUE", **many, help="set an environment variable")
@@ -20,10 +21,10 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or UID")
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory in the container")
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from ..errors import UsageError
     from .run import environment

@@ -1,19 +1,20 @@
 """``lamina export [-o FILE] CONTAINER``: a container's file system as one flat tar."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Export a container's filesystem as a tar archive"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (whole or not at all) instead of STDOUT")
     p.add_argument("container", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.cp import export_container
     from ..errors import UsageError
 

@@ -6,9 +6,10 @@ been unpacked, else the compressed size of its blob (see ``lamina.api.images``).
 """
 from __future__ import annotations
 
-import argparse
 import unicodedata
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, ArgumentTypeError, Namespace
 
 if TYPE_CHECKING:
     from ..api import HistoryRow
@@ -22,7 +23,7 @@ MISSING = "<missing>"    # Docker's ID of a step that is not an image of its own
 CREATED_BY_WIDTH = 45    # docker truncates CREATED BY to this many columns
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="a name or an image ID")
     p.add_argument("-H", "--human", type=_bool, nargs="?", const=True, default=True,
                    metavar="true|false",
@@ -40,7 +41,7 @@ def register(p: argparse.ArgumentParser) -> None:
     register_common(p)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from .. import api
     from .common import open_store
     from .template import render_rows
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_wasted(args: argparse.Namespace) -> int:
+def _run_wasted(args: Namespace) -> int:
     from ..errors import UsageError
     from .analyze import run_wasted
 
@@ -67,7 +68,7 @@ def _run_wasted(args: argparse.Namespace) -> int:
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("true", "1", "t", "false", "0", "f"):
-        raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+        raise ArgumentTypeError(f"invalid boolean value {text!r}")
     return value in ("true", "1", "t")
 
 

@@ -7,9 +7,9 @@ schemas).
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 
+from .args import ArgumentParser, Namespace
 from .common import confirm, register_group
 
 HELP = "Manage images"
@@ -30,7 +30,7 @@ ALL_WARNING = ("WARNING! This will remove all images without at least one contai
                "associated to them.")
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     sub = p.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
     register_group(sub, REUSED, "_image_run")
     cmd = sub.add_parser("prune", help=PRUNE_HELP, description=PRUNE_HELP)
@@ -43,17 +43,17 @@ def register(p: argparse.ArgumentParser) -> None:
         cmd.set_defaults(_image_run=module.run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     return args._image_run(args)
 
 
-def register_prune(p: argparse.ArgumentParser) -> None:
+def register_prune(p: ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true",
                    help="remove all unused images, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
 
 
-def run_prune(args: argparse.Namespace) -> int:
+def run_prune(args: Namespace) -> int:
     from .. import api
     from .common import open_store
     from .format import human_size

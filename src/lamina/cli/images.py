@@ -1,8 +1,9 @@
 """``lamina images [REPOSITORY[:TAG]]``: list the local images as ``docker images`` does."""
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..api import ImageSummary
@@ -18,7 +19,7 @@ TABLE_DIGESTS = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Crea
 NONE = "<none>"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]",
                    help="only images of this name (wildcards * ? [...] allowed)")
     p.add_argument("-a", "--all", action="store_true",
@@ -33,7 +34,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from .. import api
     from .common import open_store
     from .template import render_rows

@@ -1,13 +1,14 @@
 """``lamina import``: a root file system tarball becomes a one-layer image."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Import the contents from a tarball to create a filesystem image"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE|-",
                    help="the tarball (plain, gzip, bzip2, xz or zstd); - reads STDIN")
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
@@ -22,7 +23,7 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="the platform the image is for (default: this machine's)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.importer import import_image
     from .common import open_store
 

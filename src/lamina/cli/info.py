@@ -3,9 +3,10 @@ settings and counts, as ``docker info`` prints them: one ``Key: value`` a line, 
 indented under their part."""
 from __future__ import annotations
 
-import argparse
 import json
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..api.sysinfo import SystemInfo
@@ -13,12 +14,12 @@ if TYPE_CHECKING:
 HELP = "Display system-wide information: what lamina uses here, and why"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-f", "--format", metavar="FORMAT", choices=("json",),
                    help="'json' for the same facts as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.sysinfo import info
 
     facts = info()  # opens the state root only if it exists: a fresh machine gets no store

@@ -1,19 +1,19 @@
 """``lamina inspect [--format T] IMAGE...``: images as ``docker image inspect`` shows them."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Display detailed information on one or more images"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="a name or an image ID")
     p.add_argument("-f", "--format", metavar="TEMPLATE",
                    help="a Go template over each image's JSON, e.g. '{{.Config.Env}}' or "
                         "'{{json .RootFS}}'")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from .. import api
     from ..errors import LaminaError
     from .common import open_store, print_inspected

@@ -1,18 +1,18 @@
 """``lamina kill [-s SIGNAL] CONTAINER...``: send a signal (default KILL) to containers."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Kill one or more running containers"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-s", "--signal", default="KILL", metavar="SIGNAL",
                    help="the signal: a name (TERM, SIGHUP) or a number (default KILL)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from ..runtime.containers import parse_signal
     from .common import for_each

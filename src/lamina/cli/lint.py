@@ -1,13 +1,14 @@
 """``lamina lint``: show how lamina reads a Dockerfile, and what is wrong with it."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Read a Dockerfile as Docker does; print its stages, instructions and problems"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", metavar="PATH",
                    help="build context folder (default: .), or the Dockerfile itself; - reads stdin")
     p.add_argument("-f", "--file", metavar="FILE",
@@ -21,7 +22,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the problems")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..dockerfile import lint as lintmod
     from .common import parse_build_args, read_dockerfile
 

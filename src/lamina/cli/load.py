@@ -1,20 +1,21 @@
 """``lamina load``: images from a tar archive (docker save, lamina save, skopeo)."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Load images from a tar archive or STDIN (docker save or an OCI image layout)"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-i", "--input", metavar="FILE",
                    help="read from FILE instead of STDIN (plain, gzip, bzip2, xz or zstd)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the Loaded image lines, not the names moved")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.archive import load
     from ..errors import UsageError
     from .common import open_store

@@ -2,20 +2,21 @@
 config.json (or its credential helper). The password is never echoed or printed."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Log in to a registry (Docker Hub when no server is given)"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("server", nargs="?", metavar="SERVER", help="HOST[:PORT] of the registry")
     p.add_argument("-u", "--username", help="the user name")
     p.add_argument("-p", "--password", help="the password (prefer --password-stdin)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from STDIN")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.registry import login
     from ..errors import UsageError
 

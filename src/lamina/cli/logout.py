@@ -1,16 +1,16 @@
 """``lamina logout``: forget the saved credentials of a registry."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Log out from a registry (Docker Hub when no server is given)"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("server", nargs="?", metavar="SERVER", help="HOST[:PORT] of the registry")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.registry import logout
 
     result = logout(args.server)

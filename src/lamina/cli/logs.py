@@ -6,9 +6,10 @@ goes to the terminal only.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TYPE_CHECKING, Iterable
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..runtime.containers import LogEntry
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 HELP = "Fetch the logs of a container"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="follow the log output")
     p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     p.add_argument("-n", "--tail", default="all", metavar="N",
@@ -24,7 +25,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from ..errors import UsageError
 

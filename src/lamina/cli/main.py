@@ -6,13 +6,13 @@ for ``lamina --help``); a command's heavy imports happen inside its ``run``.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib
 import os
 import sys
 
 from .. import __version__
+from .args import ArgumentParser
 
 # name -> module under lamina.cli
 COMMANDS: dict[str, str] = {
@@ -55,10 +55,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> ArgumentParser:
     """The argument parser; with ``only``, just that command's (the others are not imported:
     each costs a module import, and the commands on fast paths cannot afford fifty)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lamina",
         description="A daemonless, Docker-compatible container image builder and runtime.",
     )

@@ -1,8 +1,9 @@
 """``lamina ps [-a] [-q] [--no-trunc] [--format F]``: list containers as ``docker ps`` does."""
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -18,7 +19,7 @@ TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\
          "\t{{.Names}}")
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true",
                    help="show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
@@ -29,7 +30,7 @@ def register(p: argparse.ArgumentParser) -> None:
                         ".Names .Networks")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from .template import render_rows
 

@@ -6,10 +6,11 @@ per layer, redrawn in place with a bar; otherwise one plain line per finished la
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 from typing import TYPE_CHECKING, TextIO
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..registry.progress import LayerProgress
@@ -18,7 +19,7 @@ HELP = "Download an image from a registry"
 _BAR_WIDTH = 50
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     p.add_argument("-a", "--all-tags", action="store_true",
                    help="download every tagged image of the repository")
@@ -28,7 +29,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.registry import remote_tags
     from ..image.reference import ImageReference
     from .common import open_store

@@ -1,20 +1,21 @@
 """``lamina push``: an image to a registry, as ``docker push`` prints it."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Upload an image to a registry"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME[:TAG]")
     p.add_argument("-a", "--all-tags", action="store_true",
                    help="push every local tag of the repository")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.registry import push, push_all_tags
     from ..image.reference import ImageReference
     from .common import open_store

@@ -2,12 +2,12 @@
 had on their image; with -v their anonymous volumes too."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Remove one or more containers"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true",
                    help="kill and remove a running container")
     p.add_argument("-v", "--volumes", action="store_true",
@@ -15,7 +15,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from .common import for_each
 

@@ -1,18 +1,18 @@
 """``lamina rmi [-f] IMAGE...``: remove images as ``docker rmi`` does, then their unused content."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Remove one or more images"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="a name or an image ID")
     p.add_argument("-f", "--force", action="store_true",
                    help="remove an image used by a container, or an ID with several names")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from .. import api
     from .common import for_each, open_store
 

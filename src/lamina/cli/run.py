@@ -6,10 +6,11 @@ and lamina prints its ID. The container options are shared with ``create`` (crea
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import TYPE_CHECKING, Any
+
+from .args import REMAINDER, ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..runtime.options import RunOptions
@@ -18,13 +19,13 @@ HELP = "Create and run a new container from an image"
 HOST_PORTS_WARNING = "WARNING: Published ports are discarded when using host network mode"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true",
                    help="run the container in the background and print its ID")
     register_container_options(p)
 
 
-def register_container_options(p: argparse.ArgumentParser) -> None:
+def register_container_options(p: ArgumentParser) -> None:
     """The options of ``run`` and ``create``, then IMAGE [COMMAND] [ARG...]."""
     many: dict[str, Any] = {"action": "append", "default": []}
     p.add_argument("-e", "--env", metavar="KEY=VALUE", **many,
@@ -76,18 +77,18 @@ def register_container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal", metavar="SIGNAL",
                    help="the signal that stops the container (default: the image's, or TERM)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]",
                    help="replaces the image's CMD")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..dataclass_cache import compiled_dataclasses
 
     with compiled_dataclasses("lamina"):    # start-up time: see there
         return _run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: Namespace) -> int:
     from ..api import containers as api
     from .common import open_store
 
@@ -103,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def pull_if_missing(image: str, store: Any, args: argparse.Namespace) -> None:
+def pull_if_missing(image: str, store: Any, args: Namespace) -> None:
     """As ``docker run`` and ``create`` do: an image not in the store is pulled first."""
     from ..store.layout import ImageNotFoundError
 
@@ -120,7 +121,7 @@ def pull_if_missing(image: str, store: Any, args: argparse.Namespace) -> None:
                  quiet=False)
 
 
-def create_arguments(args: argparse.Namespace) -> dict[str, Any]:
+def create_arguments(args: Namespace) -> dict[str, Any]:
     """The arguments of ``create_container`` that are not RunOptions."""
     if args.network == "host" and (args.publish or args.publish_all):
         print(HOST_PORTS_WARNING, file=sys.stderr)
@@ -128,7 +129,7 @@ def create_arguments(args: argparse.Namespace) -> dict[str, Any]:
             "extra_hosts": args.add_host, "stop_signal": args.stop_signal}
 
 
-def run_options(args: argparse.Namespace) -> "RunOptions":
+def run_options(args: Namespace) -> "RunOptions":
     from ..runtime.options import RunOptions, parse_bytes
 
     binds, tmpfs = list(args.volume), list(args.tmpfs)

@@ -1,20 +1,21 @@
 """``lamina save``: images to a tar archive that docker load, skopeo and umoci read."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .args import ArgumentParser, Namespace
 
 HELP = "Save one or more images to a tar archive (streamed to STDOUT by default)"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="an image name, ID or digest; a name without a tag saves all its tags")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (whole or not at all) instead of STDOUT")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api.archive import save
     from ..errors import UsageError
     from .common import open_store

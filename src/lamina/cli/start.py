@@ -3,18 +3,18 @@ monitor process. With -a, stay attached to the one container's output and exit w
 status; Ctrl+C is passed on to it."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Start one or more stopped containers"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true",
                    help="print the container's output until it exits, and exit with its status")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from ..errors import UsageError
     from .common import for_each

@@ -5,18 +5,18 @@ SIGTERM), then SIGKILL when it has not stopped after ``-t`` seconds (default 10)
 """
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Stop one or more running containers"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("-t", "--time", "--timeout", type=int, dest="timeout", metavar="SECONDS",
                    help="seconds to wait before killing it (default 10; -1: for ever)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from .common import for_each
 

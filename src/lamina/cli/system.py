@@ -2,8 +2,9 @@
 same as ``lamina info``): the store and the machine as a whole."""
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..api import Problem, UsageRow
@@ -15,7 +16,7 @@ DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size":
 DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     sub = p.add_subparsers(dest="system_command", metavar="COMMAND", required=True)
     df = sub.add_parser("df", help="Show disk usage", description="Show disk usage")
     df.add_argument("--format", metavar="FORMAT",
@@ -38,11 +39,11 @@ def register(p: argparse.ArgumentParser) -> None:
     cmd.set_defaults(_system_run=info.run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     return args._system_run(args)
 
 
-def _run_df(args: argparse.Namespace) -> int:
+def _run_df(args: Namespace) -> int:
     from .. import api
     from .common import open_store
     from .template import render_rows
@@ -65,7 +66,7 @@ def _df_row(row: "UsageRow") -> dict[str, str]:
             "Size": human_size(row.size, 4), "TotalCount": str(row.total), "Type": row.type}
 
 
-def _run_check(args: argparse.Namespace) -> int:
+def _run_check(args: Namespace) -> int:
     from .. import api
     from .common import open_store
 

@@ -7,18 +7,18 @@ rules. Each problem is printed with what to do; the exit status is 1 if any imag
 """
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Verify images: recompute every digest, size and diff ID, check the OCI schemas"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="names or image IDs")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the problems (the exit status says the rest)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from .. import api
     from .common import for_each, open_store
 

@@ -1,8 +1,9 @@
 """``lamina volume COMMAND``: create, ls, inspect, rm and prune volumes, as ``docker volume``."""
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
+
+from .args import ArgumentParser, Namespace
 
 if TYPE_CHECKING:
     from ..runtime.volumes import Volume
@@ -17,7 +18,7 @@ PRUNE_WARNINGS = {False: "WARNING! This will remove anonymous local volumes not 
                         "one container."}
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     sub = p.add_subparsers(dest="volume_command", metavar="COMMAND", required=True)
 
     cmd = sub.add_parser("create", help="Create a volume", description="Create a volume")
@@ -58,11 +59,11 @@ def register(p: argparse.ArgumentParser) -> None:
     cmd.set_defaults(_volume_run=_prune)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     return args._volume_run(args)
 
 
-def _create(args: argparse.Namespace) -> int:
+def _create(args: Namespace) -> int:
     from ..api.volumes import create_volume
     from ..errors import UsageError
 
@@ -83,7 +84,7 @@ def row(volume: "Volume") -> dict[str, str]:
             "Mountpoint": str(volume.mountpoint), "Name": volume.name, "Scope": "local"}
 
 
-def _ls(args: argparse.Namespace) -> int:
+def _ls(args: Namespace) -> int:
     from ..api.volumes import list_volumes
     from .template import render_rows
 
@@ -92,14 +93,14 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
+def _inspect(args: Namespace) -> int:
     from ..api.volumes import inspect_volume
     from .common import print_inspected
 
     return print_inspected(args.names, inspect_volume, args.format)
 
 
-def _rm(args: argparse.Namespace) -> int:
+def _rm(args: Namespace) -> int:
     from ..api.volumes import remove_volume
 
     from .common import for_each
@@ -107,7 +108,7 @@ def _rm(args: argparse.Namespace) -> int:
     return for_each(args.names, lambda name: remove_volume(name, force=args.force))
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(args: Namespace) -> int:
     from ..api.volumes import prune_volumes
     from .common import confirm, print_prune_report
 

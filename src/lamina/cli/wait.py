@@ -1,16 +1,16 @@
 """``lamina wait CONTAINER...``: block until containers stop, then print their exit codes."""
 from __future__ import annotations
 
-import argparse
+from .args import ArgumentParser, Namespace
 
 HELP = "Block until one or more containers stop, then print their exit codes"
 
 
-def register(p: argparse.ArgumentParser) -> None:
+def register(p: ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     from ..api import containers as api
     from .common import for_each
 
