@@ -117,7 +117,7 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
                 with _captured_output(on_output) as tail:
                     code = run_container(state_dir=state_dir, lowers=lowers,
                                          image_config=image_config, options=options,
-                                         network=network, volatile=True)
+                                         network=network, volatile=True, one_call=True)
             finally:
                 _IN_PROCESS.release()
         else:
@@ -214,7 +214,7 @@ def _child_main(result_fd: int) -> None:
     state_dir, lowers, image_config, options, network = pickle.loads(sys.stdin.buffer.read())
     try:
         code = run_container(state_dir=state_dir, lowers=lowers, image_config=image_config,
-                             options=options, network=network, volatile=True)
+                             options=options, network=network, volatile=True, one_call=True)
         outcome: tuple = ("ok", code)
     except LaminaError as err:
         outcome = ("error", err.message, err.hint, err.exit_code)
