@@ -338,8 +338,7 @@ def test_the_run_command_line_does_not_load_argparse():
             "print(sorted({'argparse', 'gettext', 'locale', 'typing'} & set(sys.modules)))\n")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
-    # typing is run.py's own import; the parser brings none of these
-    assert (out.returncode, out.stdout.strip()) == (0, "['typing']"), out.stderr
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
 
 
 def test_the_lamina_script_reports_a_usage_error_without_a_traceback():

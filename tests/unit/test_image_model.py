@@ -448,7 +448,7 @@ def _memory_image(config_bytes: bytes, claimed: bytes | None = None) -> MemoryIm
 def test_image_base_derives_everything_from_manifest_and_blobs():
     config = ImageConfig(os="linux", rootfs=RootFS(diff_ids=(D1,)))
     image = _memory_image(config.to_json())
-    assert isinstance(image, Image)
+    assert all(callable(getattr(image, name, None)) for name in _interface(Image))
     assert image.digest() == hexdigest(image.manifest_bytes())
     assert image.config() == config and image.config_bytes() == config.to_json()
     assert [d.digest for d in image.layers()] == [D2]
@@ -464,3 +464,10 @@ def test_an_index_is_not_an_image():
     image = MemoryImage(build_index([]).raw, {})
     with pytest.raises(ImageError, match="select a platform|index"):
         image.manifest()
+
+
+def _interface(protocol: type) -> list[str]:
+    """The methods an Image must have: those its Protocol class declares."""
+    names = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+    assert names
+    return names

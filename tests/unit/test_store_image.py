@@ -88,7 +88,7 @@ def store(tmp_path) -> Store:
 def test_a_stored_image_reads_back_as_an_image(store):
     built = make_image(store, [{"a.txt": b"a"}, {"b.txt": b"b"}], tag="example")
     image = store.image("example")
-    assert isinstance(image, Image)
+    assert all(callable(getattr(image, name, None)) for name in _interface(Image))
     assert image.digest() == built.digest and image.manifest_bytes() == built.manifest.raw
     assert image.config().rootfs.diff_ids == built.diff_ids
     layer = image.layers()[1]
@@ -160,3 +160,10 @@ def test_an_index_resolves_to_the_host_platform(store):
     assert store.image("multi:1", other_platform).digest() == other.digest
     assert json.loads(store.image("multi:1").config_bytes())["architecture"] \
         == host_platform().architecture
+
+
+def _interface(protocol: type) -> list[str]:
+    """The methods an Image must have: those its Protocol class declares."""
+    names = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+    assert names
+    return names

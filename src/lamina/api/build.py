@@ -28,11 +28,12 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import UsageError
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
     from ..build.builder import BuildRequest, BuildResult
     from ..build.progress import Progress
     from ..store import Store

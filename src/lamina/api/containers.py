@@ -21,9 +21,9 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import LaminaError
 from ..runtime.containers import (ROOT_PREFIX, Container, ContainerConflictError,
@@ -34,7 +34,9 @@ from ..runtime.options import RunOptions
 
 # `lamina run` imports this module: what only some commands or options use (volumes, ports,
 # the image store's GC, crun) is imported inside the functions that need it.
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any
     from ..runtime.volumes import VolumeMount
     from ..store import Store
 

@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..dockerfile import instructions as ins
 from ..dockerfile.stages import (PROXY_ARGS, Dockerfile, StageScope, global_args,
@@ -54,6 +53,7 @@ from .plan import BuildPlan, StagePlan, plan_build, stage_ref
 from .progress import Progress
 from .steps import ImageState, StepContext, StepFailed, prepare
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:   # registry caches are rare: their module loads when one is given
     from .registrycache import RegistryCache
 

@@ -10,11 +10,15 @@ record, so that a miss can be explained against the records made on the same par
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
 
 from ..image.digest import Sha256, sha256_digest
 from ..store.cache import CacheRecord
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

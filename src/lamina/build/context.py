@@ -20,11 +20,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lamina.dockerfile.ignore import Pattern, PatternMatcher, go_clean, read_ignore
 from lamina.errors import IgnoreFileError, LaminaError, UsageError
 from lamina.image.digest import BULK, bulk_sha256, sha256_hex
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["BuildContext", "DirectoryTree", "Entry", "SourceNotFoundError", "clean_source",
            "contains_wildcards", "ignore_file_for", "list_context", "load_ignore",

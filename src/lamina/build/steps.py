@@ -33,7 +33,6 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..dockerfile import instructions as ins
 from ..dockerfile.dump import go_quote
@@ -52,6 +51,7 @@ from .cachekey import CacheKey, files_digest
 from .context import BuildContext, DirectoryTree, Entry, SourceNotFoundError, clean_source
 from .progress import Progress
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:   # tarfile costs start-up time; a rebuild from the cache does not need it
     from ..layer.diff import SourcedFiles
     from ..store.roots import Lease

@@ -3,13 +3,15 @@ store."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import UsageError
 from .args import Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any
     from ..store import Store
 
 

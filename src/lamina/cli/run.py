@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from .args import REMAINDER, ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any
     from ..runtime.options import RunOptions
 
 HELP = "Create and run a new container from an image"

@@ -13,11 +13,13 @@ A bare ``--`` ends the flags (the parser normally drops it already).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ..errors import DockerfileError
 
-FlagKind = Literal["bool", "string", "strings"]
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Literal
+    FlagKind = Literal["bool", "string", "strings"]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NamedTuple
+from collections import namedtuple
 
 from lamina.dockerfile.ast import Directive
 from lamina.errors import DockerfileError
@@ -84,10 +84,12 @@ class DirectiveParser:
         return found
 
 
-class DirectiveValue(NamedTuple):
-    ref: str      # the value up to its first space (the frontend image for `syntax`)
-    cmdline: str  # the whole value
-    line: int     # 1-based line of the directive (0 for the JSON form without a shebang)
+class DirectiveValue(namedtuple("DirectiveValue", "ref cmdline line")):
+    """A directive's value: ``ref`` up to its first space (the frontend image for `syntax`),
+    ``cmdline`` the whole of it, ``line`` the directive's 1-based line (0 for the JSON form
+    without a shebang). (collections' namedtuple: typing's costs every command ~2 ms.)"""
+
+    __slots__ = ()
 
 
 def detect_syntax(data: bytes | str) -> DirectiveValue | None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 from lamina.errors import IgnoreFileError
 
@@ -228,7 +227,10 @@ def _class_lit(c: str) -> str:
     return "\\" + c if c in _CLASS_SPECIAL else c
 
 
-Kind = Literal["exact", "prefix", "suffix", "regexp"]
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Literal
+    Kind = Literal["exact", "prefix", "suffix", "regexp"]
 
 
 def _classify(tokens: list[_Token]) -> tuple[Kind, str]:

@@ -30,18 +30,22 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Self, TypeVar
 
 from ..errors import DockerfileError
 from .ast import Node
-from .bflags import BFlags, Flag, FlagKind, new_flag
+from .bflags import BFlags, Flag, new_flag
 from .dump import go_quote
 from .heredoc import chomp, parse_heredoc_word
 from .values import (Device, Mount, PortSpec, parse_device, parse_duration, parse_mount,
                      parse_port_spec)
 
 Expander = Callable[[str], str]
-T = TypeVar("T")
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Self, TypeVar
+
+    from .bflags import FlagKind
+    T = TypeVar("T")
 
 # The flags each instruction accepts (BuildKit's set). Instructions not listed take no flags.
 FLAGS: dict[str, dict[str, FlagKind]] = {
@@ -73,7 +77,7 @@ class Instruction:
     equality and repr so two instructions with the same meaning compare equal.
     """
 
-    keyword: ClassVar[str] = ""
+    keyword = ""    # the instruction's name: a class attribute, not a field
 
     node: Node | None = field(default=None, compare=False, repr=False)
     file: str = field(default="Dockerfile", compare=False, repr=False)
@@ -143,7 +147,7 @@ class InlineFile:
 class From(Instruction):
     """``FROM [--platform=P] IMAGE [AS name]``; ``stage_name`` is lowercased."""
 
-    keyword: ClassVar[str] = "FROM"
+    keyword = "FROM"
 
     base_name: str
     stage_name: str | None = None
@@ -164,7 +168,7 @@ class Run(Instruction):
     ``prepend_shell`` is true. ``files`` are the heredoc bodies.
     """
 
-    keyword: ClassVar[str] = "RUN"
+    keyword = "RUN"
 
     cmd_line: tuple[str, ...]
     prepend_shell: bool
@@ -209,7 +213,7 @@ class Copy(_CopyBase):
     ``sources`` are the paths; heredoc sources are in ``source_contents`` instead.
     """
 
-    keyword: ClassVar[str] = "COPY"
+    keyword = "COPY"
 
     from_: str | None = None
     parents: bool = False
@@ -224,7 +228,7 @@ class Add(_CopyBase):
     """``ADD [--chown] [--chmod] [--link] [--keep-git-dir] [--checksum] [--unpack] [--exclude]
     SRC... DEST``. ``unpack`` is None when not given (ADD then unpacks local archives only)."""
 
-    keyword: ClassVar[str] = "ADD"
+    keyword = "ADD"
 
     keep_git_dir: bool = False
     checksum: str | None = None
@@ -242,7 +246,7 @@ class Env(Instruction):
     Values are raw (quotes included) until expanded.
     """
 
-    keyword: ClassVar[str] = "ENV"
+    keyword = "ENV"
 
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
@@ -255,7 +259,7 @@ class Env(Instruction):
 class Label(Instruction):
     """``LABEL k=v ...`` (or legacy ``LABEL k v``); values raw until expanded."""
 
-    keyword: ClassVar[str] = "LABEL"
+    keyword = "LABEL"
 
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
@@ -268,7 +272,7 @@ class Label(Instruction):
 class Arg(Instruction):
     """``ARG name[=default] ...``."""
 
-    keyword: ClassVar[str] = "ARG"
+    keyword = "ARG"
 
     args: tuple[ArgSpec, ...]
 
@@ -282,7 +286,7 @@ class Arg(Instruction):
 class Expose(Instruction):
     """``EXPOSE port[/proto] ...``: the words as written; :meth:`port_specs` validates them."""
 
-    keyword: ClassVar[str] = "EXPOSE"
+    keyword = "EXPOSE"
 
     ports: tuple[str, ...]
 
@@ -299,7 +303,7 @@ class Expose(Instruction):
 class User(Instruction):
     """USER user[:group]."""
 
-    keyword: ClassVar[str] = "USER"
+    keyword = "USER"
 
     user: str
 
@@ -311,7 +315,7 @@ class User(Instruction):
 class Workdir(Instruction):
     """WORKDIR path."""
 
-    keyword: ClassVar[str] = "WORKDIR"
+    keyword = "WORKDIR"
 
     path: str
 
@@ -323,7 +327,7 @@ class Workdir(Instruction):
 class Volume(Instruction):
     """``VOLUME ["/a", "/b"]`` or ``VOLUME /a /b``."""
 
-    keyword: ClassVar[str] = "VOLUME"
+    keyword = "VOLUME"
 
     volumes: tuple[str, ...]
 
@@ -335,7 +339,7 @@ class Volume(Instruction):
 class Shell(Instruction):
     """``SHELL ["executable", "param", ...]`` (JSON form only)."""
 
-    keyword: ClassVar[str] = "SHELL"
+    keyword = "SHELL"
 
     shell: tuple[str, ...]
 
@@ -344,7 +348,7 @@ class Shell(Instruction):
 class StopSignal(Instruction):
     """STOPSIGNAL signal."""
 
-    keyword: ClassVar[str] = "STOPSIGNAL"
+    keyword = "STOPSIGNAL"
 
     signal: str
 
@@ -361,7 +365,7 @@ class Healthcheck(Instruction):
     use the default", as in the image config.
     """
 
-    keyword: ClassVar[str] = "HEALTHCHECK"
+    keyword = "HEALTHCHECK"
 
     test: tuple[str, ...]
     interval: int = 0
@@ -376,7 +380,7 @@ class Onbuild(Instruction):
     """``ONBUILD <instruction>``: ``expression`` is the trigger's Dockerfile text (with any
     heredoc bodies), parsed and run when a later build uses this image as its base."""
 
-    keyword: ClassVar[str] = "ONBUILD"
+    keyword = "ONBUILD"
 
     expression: str
 
@@ -385,7 +389,7 @@ class Onbuild(Instruction):
 class Maintainer(Instruction):
     """MAINTAINER name (deprecated; sets the author)."""
 
-    keyword: ClassVar[str] = "MAINTAINER"
+    keyword = "MAINTAINER"
 
     name: str
 
@@ -394,7 +398,7 @@ class Maintainer(Instruction):
 class Cmd(Instruction):
     """``CMD``: ``cmd_line`` is the JSON array, or the shell form as one string."""
 
-    keyword: ClassVar[str] = "CMD"
+    keyword = "CMD"
 
     cmd_line: tuple[str, ...]
     prepend_shell: bool
@@ -404,7 +408,7 @@ class Cmd(Instruction):
 class Entrypoint(Instruction):
     """``ENTRYPOINT``, shaped like :class:`Cmd`; ``ENTRYPOINT []`` (empty) clears it."""
 
-    keyword: ClassVar[str] = "ENTRYPOINT"
+    keyword = "ENTRYPOINT"
 
     cmd_line: tuple[str, ...]
     prepend_shell: bool

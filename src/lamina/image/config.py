@@ -12,13 +12,14 @@ Durations in ``Healthcheck`` are nanoseconds, as Docker writes them.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import LaminaError
 from .digest import DigestError, canonical_json, sha256_digest, validate_digest
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:     # datetime is imported where times are read or written: `run` needs neither
     from datetime import datetime
 

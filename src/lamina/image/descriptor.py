@@ -8,13 +8,17 @@ The platform is kept as written (``arm64`` + ``v8`` stays so); compare platforms
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
 
 from ..errors import LaminaError
 from .digest import DigestError, validate_digest
 from .platform import Platform
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
 
 from ..errors import LaminaError
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 ALGORITHM = "sha256"
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")

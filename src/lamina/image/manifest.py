@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
 
 from ..errors import LaminaError
 from . import mediatypes as mt
 from .descriptor import Descriptor, DescriptorError
 from .digest import canonical_json, sha256_digest
 from .platform import Platform, PlatformError
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ManifestError(LaminaError):

@@ -14,7 +14,7 @@ import dataclasses
 import posixpath
 import signal
 from types import MappingProxyType
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..dockerfile import instructions as ins
 from ..dockerfile.parser import parse

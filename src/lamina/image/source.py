@@ -7,13 +7,17 @@ the config it reads against the manifest's digest and size.
 """
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol, runtime_checkable
-
 from ..errors import LaminaError
 from .config import ImageConfig
 from .descriptor import Descriptor
 from .digest import sha256_digest
 from .manifest import Index, Manifest, parse_manifest
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol
+else:
+    Protocol = object   # an interface for type checkers; nothing checks it at run time
 
 # Configs are small; a bigger "config" is a corrupt or hostile blob, not something to load.
 MAX_CONFIG_SIZE = 8 * 1024 * 1024
@@ -23,7 +27,6 @@ class ImageError(LaminaError):
     """An image whose content does not match what its manifest says."""
 
 
-@runtime_checkable
 class Image(Protocol):
     def manifest_bytes(self) -> bytes:
         """The raw manifest, exactly as stored or served."""

@@ -10,7 +10,7 @@ An image config stores both ENTRYPOINT and CMD as lists: the Dockerfile's shell 
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from .errors import ContainerError
 

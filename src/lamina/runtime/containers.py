@@ -38,14 +38,15 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError
 from ..store.locks import directory_lock
 from .errors import ContainerError
 from .options import RunOptions
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any
     from ..store import Store
     from .ports import PortMapping
     from .volumes import VolumeMount

@@ -24,7 +24,7 @@ import signal
 import subprocess
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from . import seccomp
 from .errors import CommandNotFoundError, CommandNotInvokableError, ContainerError

@@ -28,14 +28,15 @@ import select
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import LaminaError
 from .containers import (EXIT_UNKNOWN, Container, ContainerConflictError, ContainerStore,
                          LogWriter, now, parse_extra_host, run_lowers)
 from .errors import ContainerError
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from .network import NetworkAttachment
 

@@ -39,12 +39,12 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from lamina.errors import LaminaError
 from lamina.runtime import netns
 from lamina.store.locks import directory_lock
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:   # `run --network none|host` imports this module; only bridge mode needs these
     from lamina.runtime.ports import PortMapping
 

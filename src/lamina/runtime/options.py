@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import ContainerError
 

@@ -24,7 +24,7 @@ import errno
 import os
 import threading
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import ContainerError
 

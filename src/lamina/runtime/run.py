@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from . import cgroupwarm, seccomp
 from .command import resolve_command
@@ -25,11 +25,13 @@ from .errors import ContainerError
 from .options import RunOptions
 from .process import run_attached, run_in_one_call, terminal_size
 from .rootfs import make_dir_in_root, mount_overlay, unmount
-from .spec import ALL_CAPS, Network, build_spec, caps_from_mask, parse_bind
+from .spec import ALL_CAPS, build_spec, caps_from_mask, parse_bind
 from .users import resolve_user
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from .network import NetworkAttachment
+    from .spec import Network
 
 HOSTS_HEADER = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback

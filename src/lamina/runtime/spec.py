@@ -7,13 +7,18 @@ the devices cgroup allow-list, `noNewPrivileges` false, and the environment rule
 from __future__ import annotations
 
 import posixpath
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Mapping, NamedTuple, Sequence
 
 from . import seccomp
 from .errors import ContainerError
 from .options import RunOptions
 from .users import ExecUser
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Literal
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -149,11 +154,11 @@ def environment(image_env: Sequence[str], run_env: Sequence[str], *, hostname: s
 
 # --- mounts -----------------------------------------------------------------------------------
 
-class Bind(NamedTuple):
-    source: str
-    destination: str
-    read_only: bool
-    propagation: str
+class Bind(namedtuple("Bind", "source destination read_only propagation")):
+    """A ``-v``/``--mount`` bind: host ``source``, container ``destination``, ``read_only``
+    (a bool) and ``propagation`` (``rprivate`` unless given)."""
+
+    __slots__ = ()
 
 
 _PROPAGATIONS = {"shared", "rshared", "slave", "rslave", "private", "rprivate"}
@@ -291,7 +296,8 @@ def _security(security_opt: Sequence[str]) -> tuple[bool, bool]:
 
 # --- the whole config -------------------------------------------------------------------------
 
-Network = Literal["host", "none"] | Path   # no namespace | a new empty one | join this one
+if TYPE_CHECKING:   # no namespace | a new empty one | join this one
+    Network = Literal["host", "none"] | Path
 
 
 def build_spec(image_config: Mapping, options: RunOptions, *, args: Sequence[str],

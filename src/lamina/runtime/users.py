@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple
 
 from .errors import ContainerError
 from .rootfs import resolve_in_root
@@ -27,17 +27,16 @@ class ExecUser:
     home: str = "/"
 
 
-class _Passwd(NamedTuple):
-    name: str
-    uid: int
-    gid: int
-    home: str
+class _Passwd(namedtuple("_Passwd", "name uid gid home")):
+    """An /etc/passwd entry: name, uid and gid (ints), home."""
+
+    __slots__ = ()
 
 
-class _Group(NamedTuple):
-    name: str
-    gid: int
-    members: tuple[str, ...]
+class _Group(namedtuple("_Group", "name gid members")):
+    """An /etc/group entry: name, gid (an int), members (a tuple of user names)."""
+
+    __slots__ = ()
 
 
 def _entries(text: str | None):

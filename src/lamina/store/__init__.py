@@ -1,10 +1,13 @@
 """Everything on disk under the state root: blobs, image names, snapshots, locks, GC."""
 from __future__ import annotations
 
-from typing import Any
 
 from .root import Store, StoredImage, default_root
 from .roots import Roots
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["GCResult", "Roots", "Store", "StoredImage", "default_root"]
 

@@ -50,17 +50,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..image.descriptor import Descriptor
 from ..image.digest import digest_hex, sha256_digest
 from .roots import Roots
 from .root import Store
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any
     from .roots import Lease
 
 ROOT_PREFIX = "cache-"

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 from ..errors import LaminaError
 from ..image.digest import ALGORITHM, Sha256, digest_hex, validate_digest
 from .locks import FileLock, create_held_open, fsync_dir, is_abandoned
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 

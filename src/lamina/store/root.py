@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import LaminaError
 from ..image import mediatypes as mt
@@ -33,7 +32,9 @@ from .locks import TEMP_MARK, FileLock
 from .roots import Roots, RootsRegistry
 from .snapshots import Snapshotter
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import BinaryIO
     from .gc import GCResult
 
 DEFAULT_ROOT = Path("/var/lib/lamina")

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import LaminaError
 from ..image.digest import canonical_json, validate_digest

@@ -7,7 +7,6 @@ against the config's diff ID. A layer that fails either check leaves no snapshot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import LaminaError
 from ..image.descriptor import Descriptor
@@ -15,6 +14,7 @@ from ..image.digest import chain_ids
 from ..image.source import Image
 from .root import Store, StoreError
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:   # the layer code loads only when a layer is unpacked
     from ..layer import LayerStats
 
