@@ -1,5 +1,7 @@
 """Image references read the way Docker reads them."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lamina.image.reference import ImageReference, ReferenceError, parse_normalized
 
@@ -56,3 +58,17 @@ def test_invalid_references_are_refused(text):
     with pytest.raises(ReferenceError) as info:
         ImageReference.parse(text)
     assert str(info.value).startswith("invalid")
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet="ab09/:._-A@", min_size=1, max_size=24))
+def test_the_fast_path_agrees_with_the_whole_grammar(text):
+    """Plain words take a smaller pattern: whatever it accepts, the whole grammar accepts
+    with the same name and tag."""
+    from lamina.image.reference import _SIMPLE_RE, _reference_re
+
+    fast = _SIMPLE_RE.fullmatch(text)
+    if fast is not None:
+        full = _reference_re().match(text)
+        assert full is not None
+        assert (fast.group("name"), fast.group("tag")) == (full.group("name"), full.group("tag"))
