@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import ipaddress
 import json
 import os
 import re
@@ -67,6 +66,9 @@ class NetworkError(LaminaError):
     """A container network that cannot be set up or torn down."""
 
 
+DEFAULT_SUBNET = "10.90.0.0/16"
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """A bridge network. The default range is one neither Docker (172.17/16) nor podman
@@ -74,13 +76,17 @@ class NetworkConfig:
 
     name: str = "lamina"
     bridge: str = "lamina0"
-    subnet: str = "10.90.0.0/16"
+    subnet: str = DEFAULT_SUBNET
     cni_path: str = "/usr/lib/cni"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", self.bridge):
             raise NetworkError(f"invalid bridge name {self.bridge!r}: "
                                "at most 15 of A-Z a-z 0-9 _ . -")
+        if self.subnet == DEFAULT_SUBNET:
+            return      # valid: and a run need not import ipaddress (1 ms) to know it
+        import ipaddress
+
         try:
             ipaddress.IPv4Network(self.subnet)
         except ValueError as err:
