@@ -151,4 +151,4 @@ def test_a_source_changed_after_the_copy_is_unpacked_from_the_layer(build, ctx, 
     os.utime(source, (1, 1_700_000_000))                   # touched since
     assert not materialize(store.snapshots, chain, PendingSnapshot(upper, files, None, chain, 1))
     assert not store.snapshots.exists(chain)
-    assert not [p for p in store.snapshots.dir.iterdir() if p.name.startswith(".staging")]
+    assert not store.snapshots.inflight.exists()    # no staging or trash left behind

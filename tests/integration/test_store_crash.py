@@ -36,7 +36,7 @@ LAMINA = Path(sys.executable).with_name("lamina")
 MIN_TRIALS = 50
 TIME_BUDGET = 60.0    # seconds of trials once MIN_TRIALS are done...
 HARD_LIMIT = 90.0     # ...and never more than this
-KILL_WINDOW = 0.3     # the kill comes 0-300 ms after the start
+KILL_WINDOW = 0.2     # the kill comes 0-200 ms after the start (most commands take less)
 
 
 def noise(rng: random.Random, size: int) -> bytes:

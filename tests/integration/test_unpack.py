@@ -48,4 +48,4 @@ def test_a_damaged_blob_leaves_no_snapshot(store):
         unpack_image(store, store.image("bad:1"))
     assert built.layer_digests[0] in str(info.value)
     assert not store.snapshots.exists(built.chain_ids[0])
-    assert not [p for p in store.snapshots.dir.iterdir() if p.name.startswith(".staging")]
+    assert not store.snapshots.inflight.exists()    # no staging or trash left behind

@@ -56,6 +56,7 @@ from pathlib import Path
 
 from ..image.descriptor import Descriptor
 from ..image.digest import digest_hex, sha256_digest
+from .locks import write_volatile
 from .roots import Roots
 from .root import Store
 
@@ -137,14 +138,21 @@ class BuildCache:
         self.store.roots.put(ROOT_PREFIX + hex_key, Roots(
             blobs=frozenset(d.digest for d in record.layers), snapshots=frozenset(snapshots)),
             durable=False)
-        self._records.mkdir(parents=True, exist_ok=True)
         _replace(self._records / f"{hex_key}.json", record.to_json())
         parent = record.parts.get("parent")
         if isinstance(parent, str) and parent.startswith("sha256:"):
-            self._children.mkdir(parents=True, exist_ok=True)
             # One short line in append mode: concurrent builds do not tear each other's lines.
-            with open(self._children / digest_hex(parent), "a") as out:
-                out.write(record.key + "\n")
+            line = (record.key + "\n").encode()
+            path = self._children / digest_hex(parent)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:   # the first record of this store
+                self._children.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
     def children(self, parent_key: str, limit: int = CHILDREN_READ) -> list[CacheRecord]:
         """The records made on top of ``parent_key``, most recent first: at most ``limit``,
@@ -172,7 +180,6 @@ class BuildCache:
         return data if isinstance(data, dict) else {}
 
     def save_file_hashes(self, name: str, hashes: Mapping[str, list[Any]]) -> None:
-        (self.dir / "files").mkdir(parents=True, exist_ok=True)
         _replace(self.dir / "files" / f"{name}.json",
                  json.dumps(hashes, separators=(",", ":")).encode())
 
@@ -196,12 +203,12 @@ class BuildCache:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-        _replace(blobs / digest_hex(artifact.config_descriptor.digest), artifact.config)
+        _export_file(blobs / digest_hex(artifact.config_descriptor.digest), artifact.config)
         manifest = artifact.manifest()
         manifest_desc = _write_blob(blobs, manifest, OCI_MANIFEST)
         manifest_desc["annotations"] = {EXPORT_ANNOTATION: "v1"}
-        _replace(dest / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        _replace(dest / "index.json", json.dumps({
+        _export_file(dest / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        _export_file(dest / "index.json", json.dumps({
             "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [manifest_desc]},
             separators=(",", ":"), sort_keys=True).encode())
         return artifact.count
@@ -439,7 +446,7 @@ def read_cache_config(raw: bytes) -> list[Any]:
 
 def _write_blob(blobs: Path, data: bytes, media_type: str) -> dict[str, Any]:
     digest = sha256_digest(data)
-    _replace(blobs / digest_hex(digest), data)
+    _export_file(blobs / digest_hex(digest), data)
     return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
 
@@ -476,9 +483,9 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all. Not fsynced: losing a record costs a rebuild of
-    its step, nothing more, and the blobs it names were made durable before."""
+def _export_file(path: Path, data: bytes) -> None:
+    """Write a file of an exported cache whole: a build reading that folder meanwhile sees
+    the old file or the new one, never none."""
     tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}")
     try:
         tmp.write_bytes(data)
@@ -486,3 +493,14 @@ def _replace(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all. Not fsynced: losing a record costs a rebuild of
+    its step, nothing more, and the blobs it names were made durable before. The old file
+    goes first (see ``write_volatile``): a moment without the record is only a miss."""
+    try:
+        write_volatile(path, data)
+    except FileNotFoundError:   # its folder is made at the first write
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_volatile(path, data)

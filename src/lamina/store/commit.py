@@ -120,10 +120,14 @@ def commit_image(store: Store, config: ImageConfig | bytes, layers: Sequence[Des
     store.content.put_bytes(config_bytes, manifest.config.digest, sync_name=False)
     store.content.put_bytes(manifest.raw, manifest.digest, sync_name=False)
     store.content.sync_names()
+    # Every blob was just written: name the image without reading its manifest back.
+    desc = manifest.descriptor()
     tags = list(tags)
     for tag in tags:
-        store.tag(tag, manifest.digest)
-    return store.add_image(manifest.digest) if not tags else manifest.descriptor()
+        store.index.set_tag(tag, desc)
+    if not tags:
+        store.index.add(desc)
+    return desc
 
 
 def _copy_layer(store: Store, stream: BinaryIO, desc: Descriptor, diff_id: str) -> None:

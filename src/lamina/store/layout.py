@@ -13,6 +13,7 @@ replaced atomically, so concurrent taggers never lose each other's tags and read
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class ImageIndex:
         self._index_lock = FileLock(root / "locks" / "index.lock")
         self._content = content
         self._ids: dict[str, str] = {}  # manifest digest -> image ID; manifests never change
+        self._parsed: tuple[tuple[int, int, int, int], Index] | None = None   # see _read
 
     def create(self) -> None:
         """Write oci-layout and an empty index.json where missing; check an existing layout."""
@@ -200,8 +202,15 @@ class ImageIndex:
         return next(iter(matches.values()))[1]
 
     def _read(self) -> Index:
+        # index.json is only ever replaced whole (a new inode): unchanged identity, size and
+        # times mean the file parsed last time (a build reads it 2 or 3 times).
         try:
-            raw = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                if self._parsed is not None and self._parsed[0] == stamp:
+                    return self._parsed[1]
+                raw = f.read()
         except FileNotFoundError:
             raise LayoutError(f"{self.path} is missing",
                               hint="open the store with Store.open, which creates it") from None
@@ -212,6 +221,7 @@ class ImageIndex:
                               hint="restore it from a backup, or remove it and tag the images "
                                    "again (the blobs stay)") from None
         assert isinstance(parsed, Index)
+        self._parsed = (stamp, parsed)
         return parsed
 
     def _modify(self, change: Callable[[list[Descriptor]], list[Descriptor]]) -> None:
@@ -219,7 +229,11 @@ class ImageIndex:
             entries = list(self._read().manifests)
             updated = change(entries)
             if updated != entries:
-                atomic_write(self.path, build_index(updated).raw)
+                index = build_index(updated)
+                atomic_write(self.path, index.raw)
+                # Still under the index lock: no other lamina writer came in between.
+                st = os.stat(self.path)
+                self._parsed = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), index)
 
 
 def _tag_name(ref: str | ImageReference) -> str:

@@ -139,16 +139,17 @@ TEMP_MARK = ".tmp-"  # atomic_write's temp files: ".<name>.tmp-<random>"
 
 
 def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object], *,
-                 durable: bool = True) -> None:
+                 durable: bool = True, tmp_dir: Path | None = None) -> None:
     """Replace ``path`` with ``data`` (bytes, or a function writing to the file it is given):
     temp file, fsync, rename, fsync the directory. ``durable=False`` leaves out the fsyncs,
-    for files that mean nothing after a crash (a lease dies with its process).
+    for files that mean nothing after a crash (a lease dies with its process). The temp file
+    is made in ``tmp_dir`` (same file system) when given, else beside ``path``.
 
     Readers see the old or the new content, never a mix. Inside the store, call it with the
     store lock held shared, so crash recovery (which removes stale temp files) never races a
     live write. An error opening the temp file is raised before anything is written.
     """
-    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.urandom(8).hex()}")
+    tmp = _temp_name(path, tmp_dir)
     out = open(tmp, "xb")
     try:
         with out:
@@ -165,3 +166,31 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object], *,
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def _temp_name(path: Path, tmp_dir: Path | None) -> Path:
+    return (tmp_dir or path.parent) / f".{path.name}{TEMP_MARK}{os.urandom(8).hex()}"
+
+
+def write_volatile(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """Write ``path`` whole or not at all, without fsync, for files whose loss after a crash
+    costs nothing but a redo (a cache record, a non-durable GC root).
+
+    An existing file is unlinked before the new one is renamed into place: ext4 flushes the
+    data of a file renamed *over* another (its auto_da_alloc guard for editors that skip
+    fsync), a cost of ~80 us per file that a rename to a free name does not pay. So a
+    reader may, for a moment, find no file: use it only where a missing file is a miss (or
+    under a lock that such readers take). Temp files are named and placed as atomic_write's.
+    """
+    tmp = _temp_name(path, tmp_dir)
+    try:
+        with open(tmp, "xb") as out:
+            out.write(data)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

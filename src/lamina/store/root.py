@@ -4,14 +4,20 @@
       oci-layout, index.json      an OCI image layout (layout.py): skopeo and umoci read it
       blobs/sha256/<hex>          content (content.py)
       ingest/<random>             blobs being written
-      snapshots/<chain hex>/      unpacked layers (snapshots.py); .staging-*, .trash-* in flight
+      snapshots/<chain hex>/      unpacked layers (snapshots.py); .inflight/ those in the making
       roots/<name>.json           extra GC roots; leases/ the roots of operations in flight (gc.py)
       locks/store.lock            shared by mutations, exclusive for recovery and GC (locks.py)
       locks/index.lock            index.json read-modify-write
+      locks/checked-boot          the boot ID of the last full recovery (see below)
 
 ``Store.open`` creates what is missing and, every time, recovers from crashes: under the
 exclusive store lock it removes what dead processes left half done. Live writers keep their
-temp files locked, so another process's work in flight is never touched.
+temp files locked, so another process's work in flight is never touched. What a killed
+process can leave is in small folders: ingest/, leases/, snapshots/.inflight/ and the root
+(roots/ and snapshots/, which grow with the store, hold no temp files). An open that finds
+those empty has nothing to recover and takes no lock. The first open after a boot
+(``locks/checked-boot`` holds the boot ID of the last one) also checks every snapshot, since
+only a power loss can leave one torn (snapshots.py).
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from ..image.reference import ImageReference, ReferenceError
 from ..image.source import ImageBase
 from .content import ContentStore
 from .layout import ImageIndex, ImageNotFoundError
-from .locks import TEMP_MARK, FileLock
+from .locks import TEMP_MARK, FileLock, atomic_write
 from .roots import Roots, RootsRegistry
 from .snapshots import Snapshotter
 
@@ -74,33 +80,63 @@ class Store:
         """Open (creating on first use) the store at ``root``, default ``default_root()``."""
         store = cls(Path(root) if root is not None else default_root())
         try:
-            store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for sub in ("locks", "blobs/sha256", "ingest", "roots", "leases"):
-                (store.root / sub).mkdir(parents=True, exist_ok=True)
-            # Unpacked layers may hold setuid files: only root may walk there.
-            (store.root / "snapshots").mkdir(mode=0o700, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"cannot create the lamina store at {store.root}: {err.strerror}",
-                             hint=f"run as root, or set {ROOT_ENV} to a directory you own") \
-                from None
+            names = set(os.listdir(store.root))
+        except OSError:   # missing, or not usable: _make_dirs says why
+            names = set()
+        # Ready: no first open, nothing went missing, writable (a read-only root goes the
+        # locked way, whose error says so clearly).
+        ready = _LAYOUT <= names and os.access(store.root / "locks", os.W_OK)
+        if not ready:
+            store._make_dirs()
         try:
-            with store.lock.exclusive():
-                store.index.create()
-                store.recovered = store._recover()
+            boot = _boot_id()
+            checked = store.root / "locks" / "checked-boot"
+            full = boot is None or _read_or_none(checked) != boot
+            if not ready or full or store._in_flight(names):
+                with store.lock.exclusive():
+                    store.index.create()
+                    store.recovered = store._recover(full=full)
+                    if full and boot is not None:
+                        atomic_write(checked, boot)   # durable: after what recovery removed
         except OSError as err:  # a read-only or full state root: a clear error, no traceback
             raise StoreError(f"cannot use the lamina store at {store.root}: {err.strerror}",
                              hint="the state root must be writable, with some free space "
                                   f"(remount it read-write, or set {ROOT_ENV})") from None
         return store
 
-    def _recover(self) -> Recovered:
+    def _make_dirs(self) -> None:
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for sub in ("locks", "blobs/sha256", "ingest", "roots", "leases"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            # Unpacked layers may hold setuid files: only root may walk there.
+            (self.root / "snapshots").mkdir(mode=0o700, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the lamina store at {self.root}: {err.strerror}",
+                             hint=f"run as root, or set {ROOT_ENV} to a directory you own") \
+                from None
+
+    def _in_flight(self, root_names: set[str]) -> bool:
+        """Whether a process is writing, or a dead one left something to clean: any temp
+        file, ingest, lease, staging or trash directory (names only, no lock needed)."""
+        if any(name.startswith(".") and TEMP_MARK in name for name in root_names):
+            return True
+        for directory in (self.content.ingest_dir, self.roots.leases_dir):
+            with os.scandir(directory) as entries:
+                if any(True for _ in entries):
+                    return True
+        # (roots/ is not listed: its writers put their temp files in ingest/)
+        return self.snapshots.in_flight()
+
+    def _recover(self, *, full: bool = True) -> Recovered:
         temp_files = []
-        for directory in (self.root, self.roots.roots_dir, self.roots.leases_dir):
+        for directory in (self.root, self.root / "locks", self.roots.roots_dir,
+                          self.roots.leases_dir):
             for entry in os.scandir(directory):
                 if entry.name.startswith(".") and TEMP_MARK in entry.name:
                     os.unlink(entry.path)
                     temp_files.append(Path(entry.path))
-        return Recovered(tuple(self.content.recover()), tuple(self.snapshots.recover()),
+        return Recovered(tuple(self.content.recover()), tuple(self.snapshots.recover(full=full)),
                          tuple(self.roots.recover()), tuple(temp_files))
 
     def image_descriptor(self, digest: str) -> Descriptor:
@@ -175,6 +211,27 @@ class Store:
         """Remove what no root reaches (see gc.py)."""
         from .gc import collect     # here: opening the store (every `run`) never collects
         return collect(self, extra_roots)
+
+
+_LAYOUT = {"blobs", "index.json", "ingest", "leases", "locks", "oci-layout", "roots",
+           "snapshots"}
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def _boot_id() -> bytes | None:
+    """This boot's ID: a power loss (or any reboot) changes it. None where it cannot be read."""
+    try:
+        with open(_BOOT_ID, "rb") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _is_hex(text: str) -> bool:
