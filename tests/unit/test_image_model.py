@@ -471,3 +471,14 @@ def _interface(protocol: type) -> list[str]:
     names = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
     assert names
     return names
+
+
+@pytest.mark.parametrize("ns", [0, 1, 999, 1_000, 1_700_000_000_123_456_789,
+                                1_700_000_000_000_000_000, 4_102_444_800_500_000_000])
+def test_unix_times_format_as_datetimes_do(ns):
+    from datetime import datetime, timedelta, timezone
+
+    from lamina.image.config import format_timestamp, format_unix_time
+
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)
+    assert format_unix_time(ns) == format_timestamp(moment)

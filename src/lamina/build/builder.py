@@ -42,7 +42,7 @@ from ..dockerfile.stages import (PROXY_ARGS, Dockerfile, StageScope, global_args
                                  load_dockerfile, platform_args)
 from ..dockerfile.shell import ShellLex
 from ..errors import DockerfileError, LaminaError, UsageError
-from ..image.config import ContainerConfig, ImageConfig, format_timestamp
+from ..image.config import ContainerConfig, ImageConfig, format_unix_time
 from ..image.platform import Platform, host_platform
 from ..runtime.builddirs import remove_abandoned_builds, remove_build_dir as _remove_build_dir
 from ..store.cache import BuildCache, CacheRecord
@@ -689,13 +689,11 @@ def _excerpt(dockerfile: bytes, file: str, line: int | None) -> str:
 
 
 def _clock(source_date_epoch: int | None) -> Callable[[], str]:
-    """The time new history entries and configs get: now, or SOURCE_DATE_EPOCH's. datetime is
-    imported when first asked (a build whose steps all come from the cache never asks)."""
-    def now() -> str:
-        from datetime import datetime, timezone
-        return format_timestamp(datetime.now(timezone.utc) if source_date_epoch is None
-                                else datetime.fromtimestamp(source_date_epoch, timezone.utc))
-    return now
+    """The time new history entries and configs get: now, or SOURCE_DATE_EPOCH's."""
+    if source_date_epoch is not None:
+        fixed = format_unix_time(source_date_epoch * 1_000_000_000)
+        return lambda: fixed
+    return lambda: format_unix_time(time.time_ns())
 
 
 def _unused_args(df: Dockerfile, plan: BuildPlan, build_args: Mapping[str, str]

@@ -12,6 +12,7 @@ Durations in ``Healthcheck`` are nanoseconds, as Docker writes them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -244,6 +245,16 @@ def parse_timestamp(text: str) -> datetime:
         raise ConfigError(f"invalid timestamp {text!r}",
                           hint="use RFC 3339, e.g. 2024-01-31T12:00:00Z") from None
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def format_unix_time(ns: int) -> str:
+    """``format_timestamp`` of a Unix time in nanoseconds (truncated to microseconds), without
+    datetime, whose import a build would otherwise pay at its first new step."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if rest // 1000:
+        text += f".{rest // 1000:06d}".rstrip("0")
+    return text + "Z"
 
 
 def format_timestamp(moment: datetime) -> str:
