@@ -47,5 +47,8 @@ fi
 # The same for the methods @dataclass generates (lamina/dataclass_cache.py: ~30 ms of a small
 # `lamina build`, ~10 ms of a `lamina run`).
 .venv/bin/python -m lamina.dataclass_cache
+# And the bytecode of every module lamina imports, in one file the launcher reads (lamina_startup:
+# Python's path search and .pyc checks cost ~8 ms of each command). Written after compileall.
+.venv/bin/python src/lamina_startup.py
 # pip's console script pays ~5 ms for `site` at every command: a launcher without it.
 .venv/bin/python scripts/write_launcher.py .venv/bin/lamina

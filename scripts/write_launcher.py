@@ -4,7 +4,8 @@ pip's console script starts Python with ``site``, which reads every .pth file of
 runs their ``import`` lines (setuptools' distutils shim): ~5 ms of every command, on a
 ``lamina run`` that takes ~100. The launcher starts the same Python with -S (no ``site``) and
 puts on ``sys.path`` the directories ``site`` would have added (the venv's site-packages,
-lamina's source for an editable install), found now by comparing the two paths. Usage:
+lamina's source for an editable install), found now by comparing the two paths; then it loads
+the bundle of lamina's bytecode (src/lamina_startup.py: ~8 ms of every command). Usage:
 ``python scripts/write_launcher.py PATH`` with the venv's python; rewrites PATH only if it
 changes.
 """
@@ -17,9 +18,12 @@ import sys
 from pathlib import Path
 
 TEMPLATE = """#!{python} -S
-# Written by scripts/write_launcher.py: pip's script, without `site` (see there).
+# Written by scripts/write_launcher.py: pip's script, without `site` (see there), and with
+# the modules' bytecode from lamina_startup's bundle.
 import sys
 sys.path.extend({paths!r})
+import lamina_startup
+lamina_startup.install()
 from lamina.cli.main import main
 if __name__ == "__main__":
     sys.exit(main())
