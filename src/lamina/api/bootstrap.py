@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..bootstrap import STANDARD_PATH, BootstrapError, busybox, debian, source_date_epoch
 from ..bootstrap.tarball import TarWriter

@@ -24,7 +24,7 @@ import os
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import LaminaError
 from ..image import mediatypes as mt

@@ -25,15 +25,17 @@ import os
 import posixpath
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from ..errors import LaminaError
 from ..runtime.containerfs import Location, add_contents, add_tree, container_root, \
     extract_into, open_dir, tar_pipe
 from ..runtime.errors import ContainerError
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import BinaryIO
     from ..runtime.containers import Container, ContainerStore
     from ..store import Store
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Literal
 
 from ..errors import LaminaError
 from ..image import mediatypes as mt
@@ -35,6 +35,10 @@ from ..store import Roots, Store, StoredImage
 from ..store.gc import GCError, mark, usage
 from ..store.layout import ImageNotFoundError
 from ..store.snapshots import SnapshotError
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 CONTAINER_ROOT_PREFIX = "container-"
 NEVER_TAGGED = "0001-01-01T00:00:00Z"  # Docker's LastTagTime for an image not tagged here

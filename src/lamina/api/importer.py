@@ -9,11 +9,11 @@ Only files and standard input are read; a URL is refused.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import BinaryIO, Sequence
 
 from ..errors import UsageError
 from ..image.config import ContainerConfig, History, ImageConfig, format_timestamp
@@ -24,6 +24,10 @@ from ..layer import LayerError
 from ..store import Store
 from ..store.commit import commit_image, put_layer
 from .archive import open_input
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 DEFAULT_MESSAGE = "Imported from -"
 

@@ -12,16 +12,18 @@ running or not, is not removed: each container's record lists its volumes.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import UsageError
 from ..runtime.containers import ContainerStore
 from ..runtime.volumes import (DRIVER, NoSuchVolumeError, Volume, VolumeInUseError,
                                VolumeStore)
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import Any
     from ..store import Store
 
 __all__ = ["NoSuchVolumeError", "Volume", "VolumeInUseError", "VolumePruneReport",

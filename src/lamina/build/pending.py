@@ -17,8 +17,8 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..layer.diff import SourcedFile, SourcedFiles
     from ..store.snapshots import Snapshotter

@@ -9,13 +9,17 @@ without it; a failed export is an error that says the image was built all the sa
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
 
 from ..errors import LaminaError
 from ..store.cache import CacheRecord
 from ..store.root import Store
 from .progress import Progress
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-from typing import BinaryIO
 
 from ..image import mediatypes as mt
 from ..image.config import ImageConfig
@@ -20,6 +19,10 @@ from ..image.descriptor import Descriptor
 from ..store.cache import BuildCache, CacheRecord
 from .cachekey import parts_digest
 from .steps import ImageState, StepContext, ensure_lowers
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def squash_state(ctx: StepContext, state: ImageState, base_layers: int,

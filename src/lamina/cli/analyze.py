@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, ArgumentTypeError, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..api.analysis import Analysis, RuleResult
 

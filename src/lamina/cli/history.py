@@ -7,10 +7,10 @@ been unpacked, else the compressed size of its blob (see ``lamina.api.images``).
 from __future__ import annotations
 
 import unicodedata
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, ArgumentTypeError, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..api import HistoryRow
 

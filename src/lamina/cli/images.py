@@ -1,10 +1,10 @@
 """``lamina images [REPOSITORY[:TAG]]``: list the local images as ``docker images`` does."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..api import ImageSummary
     from ..store import Store

@@ -4,10 +4,10 @@ indented under their part."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..api.sysinfo import SystemInfo
 

@@ -7,10 +7,11 @@ goes to the terminal only.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..runtime.containers import LogEntry
 

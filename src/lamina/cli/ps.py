@@ -1,10 +1,10 @@
 """``lamina ps [-a] [-q] [--no-trunc] [--format F]``: list containers as ``docker ps`` does."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from datetime import datetime
 

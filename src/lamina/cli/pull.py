@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, TextIO
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import TextIO
     from ..registry.progress import LayerProgress
 
 HELP = "Download an image from a registry"

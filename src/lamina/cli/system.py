@@ -2,10 +2,10 @@
 same as ``lamina info``): the store and the machine as a whole."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..api import Problem, UsageRow
 

@@ -1,10 +1,10 @@
 """``lamina volume COMMAND``: create, ls, inspect, rm and prune volumes, as ``docker volume``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from .args import ArgumentParser, Namespace
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..runtime.volumes import Volume
 

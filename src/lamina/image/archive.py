@@ -29,8 +29,8 @@ import posixpath
 import re
 import tarfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Sequence
 
 import zstandard
 
@@ -43,6 +43,10 @@ from .manifest import Index, Manifest, ManifestError, build_index, build_manifes
 from .platform import host_platform
 from .reference import ImageReference, ReferenceError, parse_normalized
 from .source import MAX_CONFIG_SIZE, Image, ImageBase
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.json"

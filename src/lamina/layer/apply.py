@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from lamina.errors import LaminaError
 from lamina.layer import LayerError, LayerStats
@@ -42,6 +41,10 @@ from lamina.layer.whiteout import (
     AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque, is_private_xattr, is_whiteout,
     make_whiteout, mark_opaque,
 )
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["apply_layer"]
 

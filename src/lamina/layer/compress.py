@@ -14,7 +14,6 @@ import queue
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
 
 from ..image.digest import Sha256
 
@@ -23,10 +22,13 @@ try:  # ISA-L inflates the same deflate streams 1.5-3x faster than zlib; zlib if
 except ImportError:  # pragma: no cover - isal is a dependency, but optional here
     _inflate = zlib  # type: ignore[assignment]
 
-__all__ = ["BlobInfo", "Compression", "DigestReader", "LayerBlobWriter",
+__all__ = ["BlobInfo", "DigestReader", "LayerBlobWriter",
            "detect_compression", "open_decompressed"]
 
-Compression = Literal["gzip", "zstd"] | None  # None: the tar as is
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO, Literal
+    Compression = Literal["gzip", "zstd"] | None  # None: the tar as is
 
 GZIP_MAGIC = b"\x1f\x8b\x08"        # ID1 ID2, deflate
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"    # zstd frame magic, little-endian 0xFD2FB528

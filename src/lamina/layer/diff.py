@@ -22,12 +22,15 @@ from collections import Counter
 from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from lamina.layer import LayerError, LayerStats
 from lamina.layer.whiteout import (
     OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, is_private_xattr, is_whiteout,
 )
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["MOUNT_POINT_LEFTOVERS", "SourcedFile", "write_layer"]
 

@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "AUFS_META_PREFIX", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_PREFIX",

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
 from ..errors import LaminaError
 from ..image import mediatypes as mt
@@ -39,6 +39,10 @@ from .errors import RegistryError, TransferError, naming
 from .mirrors import registry_endpoint
 from .progress import ProgressCallback, ignore
 from .push import BlobPusher
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 UNCOMPRESSED = "containerd.io/uncompressed"
 DOWNLOAD_WORKERS = 3

@@ -20,7 +20,6 @@ compressed (gzip, zstd) and foreign layers go as they are.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ..errors import UsageError
 from ..image import mediatypes as mt
@@ -30,6 +29,10 @@ from ..layer.compress import LayerBlobWriter
 from ..store import Store
 from ..store.content import CHUNK
 from ..store.records import JsonRecord
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 RECORD = "push-compressed"   # <root>/push-compressed.json
 COMPRESSIONS = ("none", "gzip", "zstd")

@@ -27,10 +27,13 @@ import secrets
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import quirks
 from .errors import RegistryError
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 TOKEN_USERNAME = "<token>"  # the helpers' marker for an identity token
 

@@ -6,7 +6,7 @@ per finished layer otherwise). Events come from several threads at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from ..image.digest import short_id
 

@@ -24,7 +24,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from ..errors import LaminaError
 from ..image.descriptor import Descriptor
@@ -43,6 +42,10 @@ from .progress import LayerProgress, ProgressCallback, ignore
 from .repodigests import RepoDigests
 from .sources import BlobSources
 from .spool import Spool
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 DOWNLOAD_WORKERS = 3   # Docker's max-concurrent-downloads
 _WRITE_BEHIND = 8      # chunks received ahead of the ingest file's writing

@@ -11,11 +11,15 @@ a few repositories per blob and the most recently used blobs per registry.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
 
 from ..store.locks import FileLock
 from ..store.records import JsonRecord
+
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_REPOSITORIES = 4
 MAX_BLOBS = 4096

@@ -23,14 +23,16 @@ import os
 import stat
 import tarfile
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 
 from .errors import ContainerError
 from .rootfs import mount_overlay, resolve_in_root, unmount
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
+    from typing import BinaryIO
     from .containers import Container, ContainerStore
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

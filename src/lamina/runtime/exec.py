@@ -31,7 +31,7 @@ import termios
 import threading
 import tty as ttymod
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import cgroupwarm
 from .crun import Runtime, log_messages, start_error

@@ -31,11 +31,11 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..image.digest import sha256_hex
 from ..store.locks import directory_lock
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from lamina.runtime.network import NetworkConfig
 

@@ -17,8 +17,8 @@ that the next collection removes. Callers name images last, once every blob is i
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Iterable, Protocol, Sequence
 
 from ..image import mediatypes as mt
 from ..image.config import ConfigError, ImageConfig
@@ -31,14 +31,15 @@ from ..layer import LayerError
 from .content import CHUNK, ContentError, DigestMismatchError, IngestWriter
 from .root import Store
 
-
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:   # tarfile, gzip, zstandard cost start-up: imported where layers are read
+    from typing import BinaryIO, Protocol
+
     from ..layer.compress import LayerBlobWriter
     from .roots import Lease
 
-
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
+    class _Readable(Protocol):
+        def read(self, size: int = -1, /) -> bytes: ...
 
 
 class DiffIDMismatchError(DigestMismatchError):

@@ -17,8 +17,8 @@ snapshot staging) are never collected. Marking and sweeping hold the store lock 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
 
 from ..image import mediatypes as mt
 from ..image.config import ConfigError, ImageConfig
@@ -26,6 +26,7 @@ from ..image.digest import chain_ids
 from ..image.manifest import Index, ManifestError, parse_manifest
 from .roots import GCError, Roots
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from .root import Store
 

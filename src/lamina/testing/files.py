@@ -16,8 +16,8 @@ import os
 import posixpath
 import tarfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..store import Store
 

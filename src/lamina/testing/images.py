@@ -15,8 +15,8 @@ import io
 import os
 import random
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
 
 from ..errors import UsageError
 from ..image import mediatypes as mt
@@ -26,6 +26,7 @@ from ..image.digest import chain_ids, sha256_digest
 from ..image.manifest import Manifest, build_manifest
 from ..image.platform import host_platform
 
+TYPE_CHECKING = False   # typing is not imported at run time: start-up time
 if TYPE_CHECKING:
     from ..store import Store
 
