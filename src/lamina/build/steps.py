@@ -433,7 +433,6 @@ def _prepare_copy(ctx: StepContext, state: ImageState, inst: ins.Copy | ins.Add,
     dest_is_dir = dest.endswith("/")
 
     def run(key_digest: str) -> ImageState:
-        from ..runtime.rootfs import mount_overlay, unmount
         from .copy import CopyOptions, DeferredFiles, copy_into, parse_chmod
 
         unpack = is_add and inst.unpack is not False
@@ -446,9 +445,12 @@ def _prepare_copy(ctx: StepContext, state: ImageState, inst: ins.Copy | ins.Add,
                 upper = _new_dir(work / "upper")
                 entries = entries_for(sources)
                 with contextlib.ExitStack() as stack:
-                    if inst.link:
-                        root = upper
+                    fresh = not from_ and not unpack and _fresh_in_lowers(lowers, dest, files)
+                    if inst.link or fresh:
+                        root = upper    # no overlay to mount
                     else:
+                        from ..runtime.rootfs import mount_overlay, unmount
+
                         merged = _new_dir(work / "merged")
                         mount_overlay(lowers or [_new_dir(work / "empty")], upper,
                                       _new_dir(work / "work"), merged,
@@ -460,7 +462,7 @@ def _prepare_copy(ctx: StepContext, state: ImageState, inst: ins.Copy | ins.Add,
                     opts = CopyOptions(
                         chmod=parse_chmod(inst.chmod) if inst.chmod else None,
                         exclude=exclude, unpack=unpack, keep_owner=from_ is not None,
-                        follow_dest_symlinks=not inst.link, deferred=deferred,
+                        follow_dest_symlinks=not (inst.link or fresh), deferred=deferred,
                         owner=_owner(ctx, stack, inst.chown, lowers) if inst.chown else None)
                     copy_into(root, dest, entries, inline, opts,
                               dest_is_dir=dest_is_dir or len(entries) + len(inline) > 1)
@@ -469,6 +471,24 @@ def _prepare_copy(ctx: StepContext, state: ImageState, inst: ins.Copy | ins.Add,
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     return Prepared(key, files, run)
+
+
+def _fresh_in_lowers(lowers: list[Path], dest: str, files: Mapping[str, str]) -> bool:
+    """Whether no layer holds anything (an entry or a whiteout) at the first part of ``dest``
+    and no source file (``files``: context path -> digest) is a symlink, which could lead the
+    copy out to what exists: then everything the COPY writes is new, and writing it straight
+    into the upper dir gives the layer a mounted overlay would (the usual ``COPY . /app``),
+    without mounting one."""
+    top = dest.strip("/").partition("/")[0]
+    if not top or any(digest.startswith("l") for digest in files.values()):
+        return False
+    for layer in lowers:
+        try:
+            os.lstat(layer / top)
+        except FileNotFoundError:
+            continue
+        return False
+    return True
 
 
 def destination(dest: str, workdir: str) -> str:
