@@ -26,26 +26,30 @@ class _Deferred(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), name)
 
 
-def _import_deferring(module: str, deferred: str) -> None:
-    """Import ``module`` with its import of ``deferred`` put off until first use.
+def _import_deferring(module: str, *deferred: str) -> None:
+    """Import ``module`` with its imports of ``deferred`` put off until first use.
 
     Start-up time: dataclasses imports inspect (5-7 ms with ast, dis and tokenize) only to
     write a docstring for a class without one, and every lamina dataclass has its own
     (tests/unit/test_dataclass_docstrings.py); urllib.parse, which pathlib imports, imports
-    ipaddress (1 ms) for bracketed IPv6 hosts only. Anyone else importing the deferred module
-    later gets the real one."""
-    if module in sys.modules or deferred in sys.modules:
+    ipaddress (1 ms) for bracketed IPv6 hosts only; shutil imports bz2 and lzma (0.5 ms, two
+    shared libraries) only to note that its archive formats can use them, which lamina never
+    asks of it. Anyone else importing a deferred module later gets the real one."""
+    if module in sys.modules or any(name in sys.modules for name in deferred):
         return
-    sys.modules[deferred] = stand_in = _Deferred(deferred)
+    stand_ins = {name: _Deferred(name) for name in deferred}
+    sys.modules.update(stand_ins)
     try:
         __import__(module)
     finally:
-        if sys.modules.get(deferred) is stand_in:
-            del sys.modules[deferred]
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
 
 
 _import_deferring("dataclasses", "inspect")
 _import_deferring("urllib.parse", "ipaddress")
+_import_deferring("shutil", "bz2", "lzma")
 
 from . import api as _api     # noqa: E402 (only its table of names: it imports nothing else)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-import signal
 from types import MappingProxyType
 from collections.abc import Sequence
 
@@ -147,6 +146,8 @@ def _command(c: ContainerConfig, line: tuple[str, ...], prepend_shell: bool) -> 
 
 def _check_signal(i: ins.StopSignal) -> None:
     """Docker's ParseSignal: a number above 0, or a name with or without SIG, any case."""
+    import signal   # here: only STOPSIGNAL needs it (its enums cost every build 0.4 ms)
+
     text = i.signal
     if text.isdigit():
         if int(text) > 0:
