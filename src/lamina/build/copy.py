@@ -342,7 +342,7 @@ def resolve_owner(chown: str, passwd: str | None, group: str | None) -> tuple[in
     return uid, gid
 
 
-_SYMBOLIC = re.compile(r"([ugoa]*)([-+=])([rwxXst]*|[ugo])")
+_SYMBOLIC = r"([ugoa]*)([-+=])([rwxXst]*|[ugo])"   # compiled on first use: start-up time
 
 
 def parse_chmod(text: str) -> Callable[[int, bool], int]:
@@ -355,7 +355,7 @@ def parse_chmod(text: str) -> Callable[[int, bool], int]:
         return lambda mode, is_dir: value
     clauses = []
     for clause in text.split(","):
-        m = _SYMBOLIC.fullmatch(clause)
+        m = re.fullmatch(_SYMBOLIC, clause)
         if m is None:
             raise CopyError(f"invalid chmod parameter: '{text}'",
                             hint="use an octal mode like 755, or clauses like u+x,go-w")

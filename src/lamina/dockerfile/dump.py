@@ -14,7 +14,7 @@ from lamina.dockerfile.directives import GO_SPACE
 _SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                   "\t": "\\t", "\v": "\\v", '"': '\\"', "\\": "\\\\"}
 # Everything that may need escaping; printable ASCII other than " and \ never does.
-_SPECIAL = re.compile(r'[^\x20-\x7e]|["\\]')
+_SPECIAL = r'[^\x20-\x7e]|["\\]'    # compiled on first use (re keeps it): start-up time
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -35,7 +35,7 @@ def _escape(m: re.Match[str]) -> str:
 
 def go_quote(s: str) -> str:
     """Go ``strconv.Quote``."""
-    return '"' + _SPECIAL.sub(_escape, s) + '"'
+    return '"' + re.sub(_SPECIAL, _escape, s) + '"'
 
 
 def dump(node: Node) -> str:

@@ -224,12 +224,13 @@ def _check_mount(m: Mount, given: Collection[str]) -> None:
             raise DockerfileError("both source and id can't be set")
 
 
-_RAM_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", re.IGNORECASE)
+# Patterns of rare instructions are compiled on first use (re keeps them): start-up time.
+_RAM_SIZE = r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?"
 
 
 def _ram_in_bytes(key: str, text: str) -> int:
     """A size like ``512m``, ``1g``, ``100`` (bytes): binary multiples, as Docker reads them."""
-    match = _RAM_SIZE.fullmatch(text)
+    match = re.fullmatch(_RAM_SIZE, text, re.IGNORECASE)
     if match is None:
         raise DockerfileError(f"invalid value for {key}: {text}",
                               hint="give a size like 64m or 1g")
@@ -277,7 +278,7 @@ def did_you_mean(word: str, choices: tuple[str, ...]) -> str | None:
 
 _DURATION_UNITS = {"ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000,
                    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_PART = r"(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
 
 
 def parse_duration(text: str, what: str = "duration") -> int:
@@ -288,7 +289,7 @@ def parse_duration(text: str, what: str = "duration") -> int:
         return 0
     total, pos = 0, 0
     while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
+        match = re.compile(_DURATION_PART).match(body, pos)
         # Each part needs digits before or after the point ("." alone is not a number).
         if match is None or not (match.group(1) or match.group(2)):
             break
