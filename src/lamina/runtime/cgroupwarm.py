@@ -11,8 +11,8 @@ stays in writer mode for about one grace period after its last writer).
 lamina is already in, every few milliseconds: a move to where the process already is, so
 nothing changes, but the kernel takes the same lock. The grace period then passes while
 lamina parses, mounts and writes the bundle, and the runtime's writes find the lock ready.
-The thread ends at ``stop()`` or after ``seconds``, whichever comes first; on a host without
-cgroup v1 hierarchies, or where the file cannot be written, it does nothing.
+The thread ends ``seconds`` after the last ``start()`` (lamina usually exits before); on a
+host without cgroup v1 hierarchies, or where the file cannot be written, it does nothing.
 """
 from __future__ import annotations
 
@@ -56,10 +56,6 @@ def start(seconds: float = 0.5) -> None:
             return
         _state["running"] = True
     _thread.start_new_thread(_warm, (fd, str(os.getpid()).encode()))
-
-
-def stop() -> None:
-    _state["until"] = 0.0
 
 
 def _warm(fd: int, pid: bytes) -> None:
