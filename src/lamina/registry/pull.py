@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from ..errors import LaminaError
 from ..image.descriptor import Descriptor
+from ..image.digest import chain_ids
 from ..image.manifest import Index, Manifest, parse_manifest
 from ..image.platform import Platform, host_platform
 from ..image.reference import ImageReference
@@ -143,8 +144,11 @@ def _pull(store: Store, ref: ImageReference, session: Session, platform: Platfor
     reference = str(ref)
     present = _present(store, ref)
     with store.roots.lease() as lease:
+        # The snapshots too: until the manifest is stored, the leased image references
+        # nothing for GC, and an image removed meanwhile may share the lower ones.
         lease.add(images=[manifest.digest],
-                  blobs=[manifest.config.digest, *(d.digest for d in manifest.layers)])
+                  blobs=[manifest.config.digest, *(d.digest for d in manifest.layers)],
+                  snapshots=chain_ids(image.config().rootfs.diff_ids) if unpack else ())
         missing = [d for d in manifest.layers if not d.urls and not store.content.has(d.digest)]
         for desc in manifest.layers:
             if desc not in missing:
