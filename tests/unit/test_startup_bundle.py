@@ -99,3 +99,61 @@ def test_the_bundle_setup_writes_serves_the_lamina_command(tmp_path):
         build_parser("run").parse_args(["run", "--rm", "busybox", "true"])
     """)
     assert (out.returncode, out.stdout.strip()) == (0, "True"), out.stderr
+
+
+PATTERNS = """
+import re
+PATTERNS = [
+    re.compile(r"(?P<name>[a-z0-9]+)(?::(?P<tag>[\\w.-]{1,128}))?"),
+    re.compile(r"(\\d+(?:\\.\\d+)?) ?([kmgtp])?i?b?", re.IGNORECASE),
+    re.compile("[\\u3000\\t ]+|\\\\\\n"),
+    re.compile(r"^\\s*#\\s*(\\w+)\\s*=\\s*(.*?)\\s*$", re.MULTILINE),
+]
+"""
+SAMPLES = ["busybox:1.36", "512 MiB", "a\\u3000b \\\\\\n", "# syntax = docker/dockerfile:1",
+           "x" * 300, "", "GB"]
+SHOW = """
+    import re, sys
+    {install}
+    import demo_patterns
+    out = []
+    for p in demo_patterns.PATTERNS:
+        out.append((p.pattern, int(p.flags), p.groups, dict(p.groupindex)))
+        for s in {samples!r}:
+            out.append([(m.span(), m.groups()) for m in p.finditer(s)])
+    print(repr(out))
+    print(getattr(re._compiler.compile, "__qualname__", ""))
+"""
+
+
+def test_patterns_built_from_the_bundle_s_programs_are_the_compiled_ones(tmp_path):
+    (tmp_path / "demo_patterns.py").write_text(PATTERNS)
+    bundle = tmp_path / "bundle.bin"
+    # write() imports the module itself, and records the patterns it compiles
+    wrote = _python(f"""
+        import lamina_startup
+        print(lamina_startup.write({str(bundle)!r}, ["demo_patterns"]))
+    """, tmp_path)
+    assert (wrote.returncode, wrote.stdout.strip()) == (0, "1"), wrote.stderr
+    plain = _python(SHOW.format(install="", samples=SAMPLES), tmp_path)
+    bundled = _python(SHOW.format(
+        install=f"import lamina_startup; lamina_startup.install({str(bundle)!r})",
+        samples=SAMPLES), tmp_path)
+    assert plain.returncode == bundled.returncode == 0, plain.stderr + bundled.stderr
+    assert plain.stdout.splitlines()[0] == bundled.stdout.splitlines()[0]
+    assert bundled.stdout.splitlines()[1] == "_use_regex_programs.<locals>.compile"
+    assert plain.stdout.splitlines()[1] == "compile"
+
+
+def test_programs_of_another_python_are_not_used(tmp_path):
+    (tmp_path / "demo_patterns.py").write_text(PATTERNS)
+    bundle = tmp_path / "bundle.bin"
+    assert _python(f"""
+        import lamina_startup
+        lamina_startup._regex_engine = lambda: (0, "another Python")
+        lamina_startup.write({str(bundle)!r}, ["demo_patterns"])
+    """, tmp_path).returncode == 0
+    out = _python(SHOW.format(
+        install=f"import lamina_startup; lamina_startup.install({str(bundle)!r})",
+        samples=SAMPLES), tmp_path)
+    assert (out.returncode, out.stdout.splitlines()[1]) == (0, "compile"), out.stderr
