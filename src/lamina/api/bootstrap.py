@@ -17,10 +17,10 @@ import dataclasses
 import json
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable, Sequence
 
 from ..bootstrap import STANDARD_PATH, BootstrapError, busybox, debian, source_date_epoch
 from ..bootstrap.tarball import TarWriter

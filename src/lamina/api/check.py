@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from collections.abc import Callable
 
 from ..errors import LaminaError
 from ..image import mediatypes as mt

@@ -13,10 +13,10 @@ Settings (insecure registries, mirrors, the certs.d folder) come from the state 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from ..errors import LaminaError, UsageError

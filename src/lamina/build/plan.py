@@ -7,8 +7,8 @@ target, else the last stage. Any other ``--from`` value is an image.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..dockerfile.instructions import Copy, From, Run
 from ..dockerfile.stages import Dockerfile, Stage, resolve_from

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from types import MappingProxyType
 from collections.abc import Sequence
+from types import MappingProxyType
 
 from ..dockerfile import instructions as ins
 from ..dockerfile.parser import parse

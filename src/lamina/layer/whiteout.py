@@ -14,8 +14,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = [
     "AUFS_META_PREFIX", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_PREFIX",

@@ -21,8 +21,8 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from . import quirks

@@ -5,8 +5,8 @@ per finished layer otherwise). Events come from several threads at once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..image.digest import short_id
 

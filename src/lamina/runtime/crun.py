@@ -22,9 +22,9 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from collections.abc import Callable
 
 from . import seccomp
 from .errors import CommandNotFoundError, CommandNotInvokableError, ContainerError

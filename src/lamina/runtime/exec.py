@@ -30,8 +30,8 @@ import tempfile
 import termios
 import threading
 import tty as ttymod
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import cgroupwarm
 from .crun import Runtime, log_messages, start_error

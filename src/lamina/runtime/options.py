@@ -6,8 +6,8 @@ tuples so that a RunOptions never changes after it is made.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 from .errors import ContainerError
 

@@ -23,8 +23,8 @@ import ctypes
 import errno
 import os
 import threading
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import ContainerError
 

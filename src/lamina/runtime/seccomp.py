@@ -15,9 +15,9 @@ import ctypes
 import errno
 import json
 import os
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Iterable, Mapping
 
 from ..image.digest import sha256_hex
 

@@ -21,10 +21,10 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from collections.abc import Iterable
 
 from ..errors import LaminaError
 from ..image.digest import canonical_json, validate_digest
