@@ -176,3 +176,19 @@ def test_a_changed_metadata_step_is_named_on_the_next_step_shown(build, ctx):
     assert reasons(again)["ENV A=2"] == "the instruction changed (was: ENV A=1)"
     assert "cache miss: the instruction changed (was: ENV A=1) (at the earlier step ENV A=2)" \
         in again.log
+
+
+def test_reasons_can_be_skipped_and_change_nothing_else(build, ctx):
+    build(ctx)
+    (ctx / "src" / "f3.txt").write_text("changed\n")
+    quiet = build(ctx, reasons=False)
+    assert [s.cached for s in quiet.result.steps] == [True, False, False, False, False]
+    assert set(reasons(quiet).values()) == {None}
+    assert build(ctx).result.image_id == quiet.result.image_id   # all cached now
+
+
+def test_quiet_and_explain_still_explain(lamina, ctx):
+    lamina("build", "-q", str(ctx))
+    (ctx / "src" / "f3.txt").write_text("changed again\n")
+    out = lamina("build", "-q", "--explain", str(ctx)).stdout
+    assert "1 file changed: src/f3.txt (of 8 files)" in out

@@ -64,7 +64,7 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
           network: str = "default", secrets: Mapping[str, str | os.PathLike[str]] | None = None,
           source_date_epoch: int | None = None, pull: bool | None = None,
           cache_from: str | Iterable[str] | None = None, cache_to: str | None = None,
-          squash: bool = False, progress: Progress | None = None,
+          squash: bool = False, progress: Progress | None = None, reasons: bool = True,
           store: Store | None = None) -> BuildResult:
     """Build an image; raises BuildError (with the Dockerfile line) when a step fails.
 
@@ -77,7 +77,8 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
     build reproducible: the config's and the history's times are that time, and the new
     layers' file times are clamped to it. ``squash`` merges the layers the build made into
     one over the base image (the step cache stays per step). Each ``result.steps`` entry
-    says whether it was cached and, when not, why it ran (``reason``).
+    says whether it was cached and, when not, why it ran (``reason``; ``reasons=False`` skips
+    working that out, and leaves it None, as ``lamina build -q`` does).
     """
     from ..build.builder import run_build
     from ..build.progress import Progress
@@ -102,7 +103,7 @@ def build(context: str | os.PathLike[str] | BinaryIO | None = ".", *,
         labels=dict(labels or {}), platform=platform, network=network,
         secrets={k: Path(v) for k, v in (secrets or {}).items()},
         source_date_epoch=_epoch(source_date_epoch, build_args or {}),
-        always_pull=bool(pull), squash=squash,
+        always_pull=bool(pull), squash=squash, reasons=reasons,
         pull=None if pull is False else functools.partial(_pull, store=store))
     with contextlib.ExitStack() as stack:
         remember = True

@@ -101,6 +101,7 @@ class BuildRequest:
     cache_to: Path | RegistryCache | None = None       # where to export this build's cache
     cache_mode: str = "min"                   # min: the target's stages; max: every stage
     squash: bool = False                      # one layer over the base image (build/squash.py)
+    reasons: bool = True                      # work out why each step missed the cache
 
 
 @dataclass(frozen=True)
@@ -403,9 +404,10 @@ class _Builder:
                     # The record's GC roots keep its layers and snapshot: no lease needed.
                     new = ImageState(ImageConfig.parse(record.config), record.layers, key)
                 else:
-                    reason = self._miss_reason(prepared, state, shown)
-                    if layer:
-                        self.progress.log(vertex, f"cache miss: {reason}")
+                    if self.request.reasons:
+                        reason = self._miss_reason(prepared, state, shown)
+                        if layer:
+                            self.progress.log(vertex, f"cache miss: {reason}")
                     new = prepared.run(key)
                     self._ran[key] = self._ran.get(state.key) or (
                         f"{position} {shown}" if layer else shown, reason)

@@ -99,6 +99,7 @@ def _build(args: Namespace) -> int:
                        source_date_epoch=epoch, pull=True if args.pull else None,
                        cache_from=args.cache_from, cache_to=args.cache_to,
                        squash=args.squash, progress=progress,
+                       reasons=not args.quiet or args.explain,   # -q shows none of them
                        store=open_store(args))
     finally:
         progress.close()
