@@ -3,8 +3,8 @@ command's parser and parsing its arguments, each run in a fresh ``python -S`` pr
 
 Run: .venv/bin/python bench/cli_parse.py [--runs N] [--src DIR]
 
-``--src`` measures another source tree (e.g. a copy of an older commit's ``src``). typing and
-the lamina package are imported before the clock starts: the run path imports them anyway.
+``--src`` measures another source tree (e.g. a copy of an older commit's ``src``). The lamina
+package is imported before the clock starts: every command imports it anyway.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ CASES = {
 PROBE = """
 import sys, time
 sys.path.insert(0, {src!r})
-import typing, lamina
+import lamina
 t0 = time.perf_counter()
 from lamina.cli.main import build_parser
 t1 = time.perf_counter()
