@@ -139,11 +139,11 @@ TEMP_MARK = ".tmp-"  # atomic_write's temp files: ".<name>.tmp-<random>"
 
 
 def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object], *,
-                 durable: bool = True, tmp_dir: Path | None = None) -> None:
+                 tmp_dir: Path | None = None) -> None:
     """Replace ``path`` with ``data`` (bytes, or a function writing to the file it is given):
-    temp file, fsync, rename, fsync the directory. ``durable=False`` leaves out the fsyncs,
-    for files that mean nothing after a crash (a lease dies with its process). The temp file
-    is made in ``tmp_dir`` (same file system) when given, else beside ``path``.
+    temp file, fsync, rename, fsync the directory (``write_volatile`` is the one without
+    fsyncs). The temp file is made in ``tmp_dir`` (same file system) when given, else beside
+    ``path``.
 
     Readers see the old or the new content, never a mix. Inside the store, call it with the
     store lock held shared, so crash recovery (which removes stale temp files) never races a
@@ -158,14 +158,12 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object], *,
             else:
                 out.write(data)
             out.flush()
-            if durable:
-                os.fsync(out.fileno())
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _temp_name(path: Path, tmp_dir: Path | None) -> Path:
