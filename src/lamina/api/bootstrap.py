@@ -19,14 +19,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..bootstrap import STANDARD_PATH, BootstrapError, busybox, debian, source_date_epoch
 from ..bootstrap.tarball import TarWriter
 from ..errors import UsageError
 from ..image import mediatypes as mt
-from ..image.config import ContainerConfig, History, ImageConfig, format_timestamp
+from ..image.config import ContainerConfig, History, ImageConfig, format_unix_time
 from ..image.descriptor import Descriptor
 from ..image.mutate import append_layer
 from ..image.platform import host_platform
@@ -102,7 +101,7 @@ def _references(tags: Sequence[str]) -> list[ImageReference]:
 def _commit(store: Store, write_tar: Callable[[LayerBlobWriter], None], refs: list[ImageReference],
             source: str, cmd: tuple[str, ...], epoch: int) -> BootstrappedImage:
     """Store the tar ``write_tar`` writes as the one layer of a new image, named ``refs``."""
-    created = format_timestamp(datetime.fromtimestamp(epoch, timezone.utc))
+    created = format_unix_time(epoch * 1_000_000_000)
     platform = host_platform()
     config = ImageConfig(architecture=platform.architecture, os=platform.os,
                          variant=platform.variant or None, created=created,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
 
@@ -52,7 +52,7 @@ def commit_container(ref: str, reference: str | None = None, *, changes: Sequenc
                      pause: bool = True, store: "Store | None" = None) -> CommittedImage:
     """Make an image of the container ``ref``'s files, named ``reference``
     (``REPOSITORY[:TAG]``) if given. Everything given is checked before any file is read."""
-    from ..image.config import History, format_timestamp
+    from ..image.config import History, format_unix_time
     from ..image.mutate import append_layer, apply_changes
     from ..image.reference import parse_normalized
     from ..store import Store
@@ -68,7 +68,7 @@ def commit_container(ref: str, reference: str | None = None, *, changes: Sequenc
     container = containers.get(ref)
     image = store.image(container.image_digest)
     parent = image.config()
-    now = format_timestamp(datetime.now(timezone.utc))
+    now = format_unix_time(time.time_ns())
     extra = {k: v for k, v in parent.extra.items() if k != "comment"}
     if message:
         extra["comment"] = message          # Docker's top-level comment, shown by inspect

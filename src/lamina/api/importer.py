@@ -9,14 +9,14 @@ Only files and standard input are read; a URL is refused.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from types import MappingProxyType
 
 from ..errors import UsageError
-from ..image.config import ContainerConfig, History, ImageConfig, format_timestamp
+from ..image.config import ContainerConfig, History, ImageConfig, format_unix_time
 from ..image.mutate import append_layer, apply_changes
 from ..image.platform import Platform, host_platform
 from ..image.reference import ImageReference, parse_normalized
@@ -58,7 +58,7 @@ def import_image(source: BinaryIO | str | os.PathLike[str], reference: str | Non
     ref = _reference(reference)
     target = Platform.parse(platform) if isinstance(platform, str) else \
         platform or host_platform()
-    now = format_timestamp(datetime.now(timezone.utc))
+    now = format_unix_time(time.time_ns())
     comment = message or DEFAULT_MESSAGE
     base = apply_changes(ImageConfig(
         architecture=target.architecture, os=target.os, variant=target.variant or None,

@@ -248,20 +248,11 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def format_unix_time(ns: int) -> str:
-    """``format_timestamp`` of a Unix time in nanoseconds (truncated to microseconds), without
-    datetime, whose import a build would otherwise pay at its first new step."""
+    """A Unix time in nanoseconds as RFC 3339 in UTC with ``Z``, to the microsecond, without a
+    fraction when it is zero (as Go's RFC3339Nano). No datetime: its import would cost a build
+    at its first new step."""
     seconds, rest = divmod(ns, 1_000_000_000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     if rest // 1000:
         text += f".{rest // 1000:06d}".rstrip("0")
-    return text + "Z"
-
-
-def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with ``Z``, without a fraction when it is zero (as Go's RFC3339Nano)."""
-    from datetime import timezone
-    moment = moment.astimezone(timezone.utc)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
