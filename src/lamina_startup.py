@@ -146,17 +146,11 @@ def write(path: str = DEFAULT_PATH, modules: list[str] | None = None) -> int:
     the standard library or site-packages they import); the number of modules in it. Run it in
     a fresh process: the modules are imported to find what they import."""
     import importlib
-    import pkgutil
 
     regexes = _recording_regexes()
     if modules is None:
-        import lamina
-        for info in pkgutil.walk_packages(lamina.__path__, "lamina."):
-            if not info.name.endswith("__main__"):     # the command line itself
-                try:
-                    importlib.import_module(info.name)
-                except Exception:   # noqa: BLE001 - an optional extra missing: not bundled
-                    continue
+        from lamina.dataclass_cache import import_modules
+        import_modules()
         modules = sorted(sys.modules)
     index, chunks, offset = {}, [], 0
     for name in modules:

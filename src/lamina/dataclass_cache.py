@@ -25,7 +25,7 @@ import importlib
 import marshal
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import CodeType
 
@@ -130,15 +130,21 @@ def _lamina_modules() -> Iterator[str]:
             yield module.name
 
 
+def import_modules(modules: Iterable[str] | None = None) -> None:
+    """Import ``modules`` (default: every lamina module); one that fails (an optional extra
+    missing) is skipped. What the caches written at set-up are made from."""
+    for module in modules or _lamina_modules():
+        try:
+            importlib.import_module(module)
+        except Exception:   # noqa: BLE001 - an optional extra missing: its classes wait
+            continue
+
+
 def write_cache(name: str) -> None:
     """Write the cache ``name`` from its modules' dataclasses (in a fresh process: a module
     imported before makes no dataclass)."""
     with compiled_dataclasses(name, write=True):
-        for module in CACHES[name] or _lamina_modules():
-            try:
-                importlib.import_module(module)
-            except Exception:   # noqa: BLE001 - an optional extra missing: its classes wait
-                continue
+        import_modules(CACHES[name])
 
 
 def main(argv: list[str]) -> int:
