@@ -87,10 +87,8 @@ def run_step_container(state_root: Path, state_dir: Path, lowers: Sequence[Path]
 
     On an error before the command ran (network, runtime), nothing stays behind.
     """
-    from ..runtime import RunOptions, cgroupwarm, run_container
+    from ..runtime import RunOptions, run_container
     from ..runtime.network import attach, detach
-
-    cgroupwarm.start()      # as early as possible: see there
 
     container_id = os.urandom(16).hex()
     cdir = state_dir / container_id
