@@ -246,17 +246,19 @@ def _captured_output(on_output: Callable[[bytes], None]) -> Iterator[collections
     reader = threading.Thread(target=pump, name="run-output", daemon=True)
     reader.start()
     try:
-        os.dup2(write_fd, 1)
-        os.dup2(write_fd, 2)
-        os.close(write_fd)
+        try:
+            os.dup2(write_fd, 1)
+            os.dup2(write_fd, 2)
+        finally:
+            # Closed here, once: its number may be another's by the end of the block (a
+            # second close would close that: seen as the cgroup warmer's pid in a pipe).
+            os.close(write_fd)
         yield tail
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
-        with contextlib.suppress(OSError):
-            os.close(write_fd)
         # Every writer is gone once the container has exited: the pipe ends now. A process
         # that escaped and kept the pipe open must not hang the build.
         reader.join(timeout=5)
