@@ -49,26 +49,34 @@ def start(seconds: float = 0.5) -> None:
         try:
             with open("/proc/self/cgroup") as f:
                 path = own_procs_file(f.read())
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC) if path else -1
+            if path is None:
+                return
+            os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC))    # writable here at all?
         except OSError:
-            fd = -1
-        if fd < 0:
             return
         _state["running"] = True
-    _thread.start_new_thread(_warm, (fd, str(os.getpid()).encode()))
+    _thread.start_new_thread(_warm, (path, str(os.getpid()).encode()))
 
 
-def _warm(fd: int, pid: bytes) -> None:
+def _write(path: str, pid: bytes) -> None:
+    # Opened for each write, not held: a descriptor kept for half a second could be closed
+    # by another's mistake and its number reused (a pipe), which would then get our pid.
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, pid)
+    finally:
+        os.close(fd)
+
+
+def _warm(path: str, pid: bytes) -> None:
     try:
         while True:
             with _lock:     # decided under the lock: a start() now either sees us run or not
                 if time.monotonic() >= _state["until"]:
                     _state["running"] = False
                     return
-            os.write(fd, pid)
+            _write(path, pid)     # the first one waits out the grace period
             time.sleep(INTERVAL)
     except OSError:
         with _lock:
             _state["running"] = False
-    finally:
-        os.close(fd)
